@@ -1,0 +1,1 @@
+"""sdpose-app runtime: sources, detector, pose engine, tracker, exporters, drawing and GUI."""

@@ -1,0 +1,193 @@
+"""Load the authors' released SDPose `.pth` files and our own checkpoints, strictly.
+
+Accepted layouts: an mmcv checkpoint (`{"state_dict": ..., "meta": ...}`), a bare state_dict,
+either with or without a DDP `module.` prefix, and our own format written by `save_checkpoint`.
+Every failure raises `CheckpointError` with one line that says what the file is and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sdpose_core.models import VARIANT_NAMES, build_model
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointInfo",
+    "load_checkpoint",
+    "read_checkpoint_file",
+    "extract_state_dict",
+    "identify_variant",
+    "save_checkpoint",
+    "OUR_FORMAT",
+]
+
+logger = logging.getLogger(__name__)
+
+OUR_FORMAT = "sdpose-app/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be loaded; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What `load_checkpoint` found: the variant the weights belong to and the file's format."""
+
+    variant: str | None
+    source: str  # "mmcv", "state_dict" or OUR_FORMAT
+    meta: dict[str, Any]
+
+
+def _corrupt_message(path: Path, exc: BaseException) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{path} is truncated or corrupt ({reason[:120]}); download it again or pick another file"
+
+
+def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a `.pth` file on the CPU, turning I/O and format errors into `CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():
+            raise CheckpointError(_corrupt_message(path, exc)) from None
+        # mmcv's `meta` may hold plain Python objects the safe loader refuses; the user named
+        # this file explicitly, so load it fully rather than fail.
+        logger.warning("%s holds Python objects beyond tensors; loading it with full unpickling", path)
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc2:  # noqa: BLE001 - any unpickling failure means a bad file
+            raise CheckpointError(_corrupt_message(path, exc2)) from None
+    except Exception as exc:  # noqa: BLE001 - zip, EOF, key and index errors all mean a damaged file
+        raise CheckpointError(_corrupt_message(path, exc)) from None
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")
+    return dict(data)
+
+
+def extract_state_dict(checkpoint: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
+    """Unwrap `state_dict`, strip a `module.` prefix; returns (state_dict, source format)."""
+    if "state_dict" in checkpoint and isinstance(checkpoint["state_dict"], Mapping):
+        source = OUR_FORMAT if checkpoint.get("format") == OUR_FORMAT else "mmcv"
+        state = checkpoint["state_dict"]
+    else:
+        source, state = "state_dict", checkpoint
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError("the checkpoint's state_dict holds values that are not tensors")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return dict(state), source
+
+
+@cache
+def _variant_signature(name: str) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of a variant, built on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        model = build_model(name)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def identify_variant(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """The SDPose variant whose keys and shapes the state_dict has exactly, or None."""
+    shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
+    for name in VARIANT_NAMES:
+        if _variant_signature(name) == shapes:
+            return name
+    return None
+
+
+def _describe_tokens(state_dict: Mapping[str, torch.Tensor]) -> str:
+    pos = state_dict.get("keypoint_head.tokenpose.pos_embedding")
+    patch = state_dict.get("keypoint_head.tokenpose.patch_to_embedding.weight")
+    parts = []
+    if pos is not None:
+        parts.append("pos_embedding " + "x".join(map(str, pos.shape)))
+    if patch is not None:
+        parts.append("patch_to_embedding " + "x".join(map(str, patch.shape)))
+    return ", ".join(parts)
+
+
+def _mismatch_message(model: nn.Module, state_dict: Mapping[str, torch.Tensor], label: str) -> str:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    wrong = [
+        f"{k} {list(state_dict[k].shape)} != {list(s)}"
+        for k, s in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != s
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s), e.g. {', '.join(missing[:3])}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s), e.g. {', '.join(unexpected[:3])}")
+    if wrong:
+        parts.append(f"{len(wrong)} shape mismatch(es), e.g. {'; '.join(wrong[:2])}")
+    return f"{label} does not fit this model: " + "; ".join(parts)
+
+
+def load_checkpoint(
+    model: nn.Module, path_or_dict: str | os.PathLike | Mapping[str, Any], strict: bool = True
+) -> CheckpointInfo:
+    """Load weights into `model` in place. No silent partial loads: with `strict` (the
+    default) any missing, unexpected or mis-shaped key raises `CheckpointError`, naming the
+    variant the file really holds when it is another SDPose variant."""
+    if isinstance(path_or_dict, Mapping):
+        checkpoint, label = dict(path_or_dict), "the checkpoint"
+    else:
+        checkpoint, label = read_checkpoint_file(path_or_dict), str(path_or_dict)
+    state_dict, source = extract_state_dict(checkpoint)
+    found = identify_variant(state_dict)
+    wanted = getattr(getattr(model, "cfg", None), "name", None)
+    if strict and found is not None and wanted is not None and found != wanted:
+        raise CheckpointError(
+            f"{label} is an {found} checkpoint ({_describe_tokens(state_dict)}), but the model is "
+            f"{wanted}: use --model {found} (the S-V1 and S-V2 download links may point at the same file)"
+        )
+    if strict and found is None and wanted is not None:
+        raise CheckpointError(_mismatch_message(model, state_dict, label))
+    result = model.load_state_dict(state_dict, strict=strict)
+    if strict and (result.missing_keys or result.unexpected_keys):  # models outside VARIANT_NAMES
+        raise CheckpointError(_mismatch_message(model, state_dict, label))
+    meta = checkpoint.get("meta", {}) if isinstance(checkpoint.get("meta", {}), Mapping) else {}
+    if source == OUR_FORMAT:
+        meta = {k: v for k, v in checkpoint.items() if k not in ("state_dict", "optimizer")}
+    return CheckpointInfo(variant=found, source=source, meta=dict(meta))
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
+    """Write our own checkpoint atomically (temp file + rename), so a crash never leaves a
+    half-written file. `extra` (epoch, optimizer state, metrics...) is stored beside the weights."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = getattr(model, "cfg", None)
+    payload = {
+        "format": OUR_FORMAT,
+        "variant": getattr(cfg, "name", None),
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,77 @@
+"""Architecture config of one SDPose variant, read from `configs/<variant>.yaml` (section `model`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sdpose_core.config import ConfigError, from_dict, load_yaml, resolve_config_path
+
+__all__ = ["ModelConfig", "load_model_config", "VARIANT_NAMES", "VARIANT_SECTIONS"]
+
+VARIANT_NAMES = ("sdpose_t", "sdpose_s_v1", "sdpose_s_v2", "sdpose_b")
+
+# Top-level sections a variant file may hold; each is validated by the module that owns it.
+VARIANT_SECTIONS = frozenset({"model", "train", "data", "evaluation"})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of one SDPose variant (spec section 1).
+
+    Sizes are (height, width). `cycle_num` is the number of MCT cycles used in training;
+    inference always runs one.
+    """
+
+    name: str
+    backbone: Literal["stemnet", "hrnet_3stage"]
+    patch_size: tuple[int, int]
+    depth: int
+    cycle_num: int
+    dim: int = 192
+    heads: int = 8
+    ffn_dim: int = 576
+    heatmap_hidden_dim: int = 384
+    num_keypoints: int = 17
+    image_size: tuple[int, int] = (256, 192)
+    heatmap_size: tuple[int, int] = (64, 48)
+
+    def __post_init__(self) -> None:
+        hh, hw = self.heatmap_size
+        ph, pw = self.patch_size
+        if hh % ph or hw % pw:
+            raise ValueError(f"patch_size {self.patch_size} must divide heatmap_size {self.heatmap_size}")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
+        if self.depth < 1 or self.cycle_num < 1:
+            raise ValueError("depth and cycle_num must be at least 1")
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the backbone feature map that feeds the token head."""
+        return 256 if self.backbone == "stemnet" else 32
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """Patch grid (rows, cols) over the 64x48 feature map."""
+        return (self.heatmap_size[0] // self.patch_size[0], self.heatmap_size[1] // self.patch_size[1])
+
+    @property
+    def num_patches(self) -> int:
+        gh, gw = self.grid_size
+        return gh * gw
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """Read the `model` section of a variant file (``sdpose_t`` or a path to a YAML file)."""
+    path = resolve_config_path(name_or_path)
+    data = load_yaml(path)
+    unknown = sorted(set(data) - VARIANT_SECTIONS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown section(s) {', '.join(unknown)}; allowed: {sorted(VARIANT_SECTIONS)}"
+        )
+    if "model" not in data:
+        raise ConfigError(f"{path}: no 'model' section")
+    return from_dict(ModelConfig, data["model"], where=f"{path.name}:model")

@@ -1,0 +1,20 @@
+"""Shared fixtures. Qt tests run offscreen; `../shared` sits beside the checkout (and in CI)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The `shared/` folder beside the repository (spec, golden fixtures, data)."""
+    assert SHARED_DIR.is_dir(), f"expected the shared folder at {SHARED_DIR}"
+    return SHARED_DIR

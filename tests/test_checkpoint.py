@@ -1,0 +1,103 @@
+"""`load_checkpoint`: every layout the authors or we write loads; every bad file gives one clear line."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sdpose_core.checkpoint import (
+    OUR_FORMAT,
+    CheckpointError,
+    identify_variant,
+    load_checkpoint,
+    save_checkpoint,
+)
+from sdpose_core.models import build_model
+
+
+@pytest.fixture(scope="module")
+def s_v1_state():
+    torch.manual_seed(0)
+    return build_model("sdpose_s_v1").state_dict()
+
+
+def _same_weights(model, state):
+    return all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+
+def test_mmcv_file_with_ddp_prefix_loads(tmp_path, s_v1_state):
+    path = tmp_path / "sdpose_s_v1.pth"
+    wrapped = {f"module.{k}": v for k, v in s_v1_state.items()}
+    torch.save(
+        {"meta": {"epoch": 300, "mmpose_version": "0.29.0"}, "state_dict": wrapped, "optimizer": {}}, path
+    )
+    model = build_model("sdpose_s_v1")
+    info = load_checkpoint(model, path)
+    assert info.variant == "sdpose_s_v1" and info.source == "mmcv" and info.meta["epoch"] == 300
+    assert _same_weights(model, s_v1_state)
+
+
+def test_bare_state_dict_loads(s_v1_state):
+    model = build_model("sdpose_s_v1")
+    assert load_checkpoint(model, dict(s_v1_state)).source == "state_dict"
+    assert _same_weights(model, s_v1_state)
+
+
+def test_wrong_variant_names_the_real_one(tmp_path, s_v1_state):
+    path = tmp_path / "downloaded_s_v2.pth"
+    torch.save({"state_dict": s_v1_state}, path)
+    model = build_model("sdpose_s_v2")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(model, path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "sdpose_s_v1 checkpoint" in message and "pos_embedding 1x256x192" in message
+    assert "--model sdpose_s_v1" in message
+    assert _same_weights(model, before), "a refused checkpoint must not change the model"
+
+
+def test_identify_variant_tells_all_four_apart():
+    for name in ("sdpose_t", "sdpose_s_v1", "sdpose_s_v2", "sdpose_b"):
+        with torch.device("meta"):
+            state = build_model(name).state_dict()
+        assert identify_variant(state) == name
+
+
+def test_truncated_file_is_reported(tmp_path, s_v1_state):
+    path = tmp_path / "partial.pth"
+    torch.save({"state_dict": s_v1_state}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(build_model("sdpose_s_v1"), path)
+
+
+def test_not_a_checkpoint_and_missing_file(tmp_path):
+    junk = tmp_path / "notes.pth"
+    junk.write_text("hello")
+    with pytest.raises(CheckpointError, match="truncated or corrupt|not a readable"):
+        load_checkpoint(build_model("sdpose_t"), junk)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(build_model("sdpose_t"), tmp_path / "absent.pth")
+
+
+def test_missing_keys_are_listed_and_nothing_loads(s_v1_state):
+    partial = {k: v for k, v in s_v1_state.items() if "mlp_head" not in k}
+    model = build_model("sdpose_s_v1")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(
+        CheckpointError, match=r"8 missing key\(s\), e\.g\. keypoint_head\.tokenpose\.mlp_head"
+    ):
+        load_checkpoint(model, partial)
+    assert _same_weights(model, before)
+
+
+def test_our_format_round_trips_atomically(tmp_path):
+    model = build_model("sdpose_t")
+    path = save_checkpoint(tmp_path / "ckpt" / "latest.pth", model, epoch=7, best_ap=0.5)
+    assert [p.name for p in path.parent.iterdir()] == ["latest.pth"], "no temp files left behind"
+    fresh = build_model("sdpose_t")
+    info = load_checkpoint(fresh, path)
+    assert info.source == OUR_FORMAT and info.meta["epoch"] == 7 and info.meta["variant"] == "sdpose_t"
+    assert _same_weights(fresh, model.state_dict())
