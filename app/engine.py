@@ -1,0 +1,199 @@
+"""SDPose pose engine: person boxes in, keypoints in image pixels out.
+
+All crops of a frame go through the network in ONE batch (with flip test, the mirrored crops
+join the same batch), one MCT cycle, DARK decoding. The torch / ONNX Runtime choice sits
+behind a small backend interface picked at construction; `estimate` never branches on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from sdpose_core.checkpoint import CheckpointError, load_checkpoint
+from sdpose_core.decode import decode_heatmaps, flip_back
+from sdpose_core.geometry import (
+    INPUT_SIZE,
+    boxes_to_center_scale,
+    get_affine_matrices,
+    normalize_crops,
+    warp_crops,
+)
+from sdpose_core.models import SDPose, build_model
+
+__all__ = ["PoseEngine", "EngineError", "DEFAULT_WEIGHTS", "cache_dir"]
+
+logger = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# Bundled default weights per variant (issue 6 trains and ships them).
+DEFAULT_WEIGHTS = {"sdpose_t": ASSETS / "weights" / "sdpose_t_default.pth"}
+
+
+class EngineError(RuntimeError):
+    """The engine cannot start (weights, backend, device); one line saying what to do."""
+
+
+def cache_dir() -> Path:
+    """Where exported ONNX files are kept between runs (`SDPOSE_CACHE` overrides)."""
+    return Path(os.environ.get("SDPOSE_CACHE", Path.home() / ".cache" / "sdpose-app"))
+
+
+class Backend(Protocol):
+    """Runs the network: (N, 3, 256, 192) float32 normalised crops -> (N, 17, 64, 48) heatmaps."""
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class TorchBackend:
+    def __init__(self, model: SDPose, device: str) -> None:
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
+
+
+class OnnxBackend:
+    def __init__(self, path: Path, device: str, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise EngineError(
+                    "ONNX Runtime here has no CUDA provider: use --backend torch or --device cpu"
+                )
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise EngineError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:160]}") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.variant = self.session.get_modelmeta().custom_metadata_map.get("sdpose_variant")
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]
+
+
+def _resolve_weights(model_name: str, weights: str | os.PathLike | None) -> Path:
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise EngineError(f"weights file not found: {path}")
+        return path
+    default = DEFAULT_WEIGHTS.get(model_name)
+    if default is not None and default.is_file():
+        return default
+    raise EngineError(
+        f"no bundled weights for {model_name}: pass --weights PATH (an SDPose checkpoint such as the "
+        f"authors' {model_name}_coco_256x192.pth, or a .onnx exported with python -m sdpose_core.export)"
+    )
+
+
+def _export_cached(model: SDPose, weights: Path) -> Path:
+    """Export `model` to ONNX once per weights file; later runs reuse the file."""
+    from sdpose_core.export import export_onnx
+
+    stat = weights.stat()
+    identity = f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{model.cfg}"
+    key = hashlib.sha1(identity.encode()).hexdigest()
+    path = cache_dir() / f"{model.cfg.name}-{key[:16]}.onnx"
+    if not path.is_file():
+        logger.info("exporting %s to ONNX (once): %s", model.cfg.name, path)
+        export_onnx(model, path)
+    return path
+
+
+class PoseEngine:
+    """`engine.estimate(frame_bgr, boxes_xyxy) -> (keypoints (N,17,2), scores (N,17))`, float32.
+
+    Args:
+        model: variant name or config path.
+        weights: a `.pth` checkpoint (official or ours) or an exported `.onnx`; None means the
+            bundled default in `assets/`.
+        backend: "torch" or "onnx" (a `.pth` is exported to ONNX once and cached).
+        device: "cpu" or "cuda".
+        flip_test: average with the mirrored crop (twice the compute, a little more accurate).
+        threads: CPU threads for the backend (None: library default).
+    """
+
+    def __init__(
+        self,
+        model: str = "sdpose_t",
+        weights: str | os.PathLike | None = None,
+        backend: str = "torch",
+        device: str = "cpu",
+        flip_test: bool = False,
+        threads: int | None = None,
+    ) -> None:
+        if backend not in ("torch", "onnx"):
+            raise EngineError(f"unknown backend {backend!r}: use torch or onnx")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise EngineError("CUDA was requested but is not available here: use --device cpu")
+        path = _resolve_weights(Path(model).stem if model.endswith((".yaml", ".yml")) else model, weights)
+        self.flip_test = flip_test
+        self.weights = path
+        self.last_timings: dict[str, float] = {}
+        if path.suffix == ".onnx":
+            if backend != "onnx":
+                logger.info("weights are an ONNX file: using the onnx backend")
+            self.backend: Backend = OnnxBackend(path, device, threads)
+            found = self.backend.variant
+            wanted = Path(model).stem
+            if found and found != wanted:
+                raise EngineError(f"{path.name} holds {found}, not {wanted}: pass --model {found}")
+            self.model_name = found or wanted
+            return
+        net = build_model(model)
+        try:
+            load_checkpoint(net, path)
+        except CheckpointError as exc:
+            raise EngineError(str(exc)) from None
+        self.model_name = net.cfg.name
+        if threads:
+            torch.set_num_threads(threads)
+        if backend == "onnx":
+            self.backend = OnnxBackend(_export_cached(net, path), device, threads)
+        else:
+            self.backend = TorchBackend(net, device)
+
+    def preprocess(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Crops (N or 2N, 3, 256, 192) plus the crops' centers and scales (N, 2)."""
+        centers, scales = boxes_to_center_scale(boxes_xyxy)
+        matrices = get_affine_matrices(centers, scales, None, INPUT_SIZE)
+        crops = warp_crops(frame_bgr, matrices, INPUT_SIZE)
+        if self.flip_test:
+            crops = np.concatenate([crops, crops[:, :, ::-1]])
+        return normalize_crops(crops), centers, scales
+
+    def estimate(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (N, 17, 2) in image pixels and their scores (N, 17) for N person boxes."""
+        boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
+        n = len(boxes)
+        if n == 0:
+            self.last_timings = {"crop": 0.0, "pose": 0.0, "decode": 0.0}
+            return np.zeros((0, 17, 2), np.float32), np.zeros((0, 17), np.float32)
+        t0 = time.perf_counter()
+        batch, centers, scales = self.preprocess(frame_bgr, boxes)
+        t1 = time.perf_counter()
+        heatmaps = self.backend(batch)
+        t2 = time.perf_counter()
+        if self.flip_test:
+            heatmaps = (heatmaps[:n] + flip_back(heatmaps[n:])) * 0.5
+        keypoints, scores = decode_heatmaps(heatmaps, centers, scales)
+        t3 = time.perf_counter()
+        self.last_timings = {"crop": (t1 - t0) * 1e3, "pose": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
+        return keypoints, scores[..., 0]
