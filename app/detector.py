@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 # Never let Ultralytics reach for the network (hub checks, font or weight downloads).
 os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
 class DetectorError(RuntimeError):

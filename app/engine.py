@@ -26,7 +26,7 @@ from sdpose_core.geometry import (
     normalize_crops,
     warp_crops,
 )
-from sdpose_core.models import SDPose, build_model
+from sdpose_core.models import SDPose, build_model, load_model_config
 
 __all__ = ["PoseEngine", "EngineError", "DEFAULT_WEIGHTS", "cache_dir"]
 
@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Bundled default weights per variant (issue 6 trains and ships them).
 DEFAULT_WEIGHTS = {"sdpose_t": ASSETS / "weights" / "sdpose_t_default.pth"}
+
+
+MIN_BOX_SIDE = 2.0  # pixels
 
 
 class EngineError(RuntimeError):
@@ -143,7 +146,8 @@ class PoseEngine:
             raise EngineError(f"unknown backend {backend!r}: use torch or onnx")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EngineError("CUDA was requested but is not available here: use --device cpu")
-        path = _resolve_weights(Path(model).stem if model.endswith((".yaml", ".yml")) else model, weights)
+        model_cfg = load_model_config(model)  # a typo in the variant name fails before anything loads
+        path = _resolve_weights(model_cfg.name, weights)
         self.flip_test = flip_test
         self.weights = path
         self.last_timings: dict[str, float] = {}
@@ -152,12 +156,12 @@ class PoseEngine:
                 logger.info("weights are an ONNX file: using the onnx backend")
             self.backend: Backend = OnnxBackend(path, device, threads)
             found = self.backend.variant
-            wanted = Path(model).stem
+            wanted = model_cfg.name
             if found and found != wanted:
                 raise EngineError(f"{path.name} holds {found}, not {wanted}: pass --model {found}")
             self.model_name = found or wanted
             return
-        net = build_model(model)
+        net = build_model(model_cfg)
         try:
             load_checkpoint(net, path)
         except CheckpointError as exc:
@@ -172,7 +176,10 @@ class PoseEngine:
 
     def preprocess(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, ...]:
         """Crops (N or 2N, 3, 256, 192) plus the crops' centers and scales (N, 2)."""
-        centers, scales = boxes_to_center_scale(boxes_xyxy)
+        boxes = boxes_xyxy.copy()
+        # A degenerate box (zero width or height) would make the crop transform singular.
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + MIN_BOX_SIDE)
+        centers, scales = boxes_to_center_scale(boxes)
         matrices = get_affine_matrices(centers, scales, None, INPUT_SIZE)
         crops = warp_crops(frame_bgr, matrices, INPUT_SIZE)
         if self.flip_test:

@@ -1,0 +1,232 @@
+"""Command line of the app: the headless runner (progress bar, outputs written as frames finish,
+summary) and the hand-off to the desktop GUI. Expected mistakes end in one line, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+from app.detector import DetectorError, PersonDetector
+from app.engine import EngineError, PoseEngine
+from app.exporters import FORMATS, OutputError, close_writers, open_writers
+from app.pipeline import AppConfig, PosePipeline
+from app.sources import SourceError, open_source
+from app.tracker import Tracker, TrackerConfig
+from sdpose_core.cli import EXPECTED_ERRORS
+from sdpose_core.config import ConfigError
+from sdpose_core.models import VARIANT_NAMES
+
+__all__ = ["main", "build_parser", "build_pipeline", "DEMO_CLIP"]
+
+logger = logging.getLogger("sdpose-app")
+
+DEMO_CLIP = Path(__file__).resolve().parent.parent / "assets" / "demo" / "sports2d_demo.mp4"
+APP_ERRORS = (*EXPECTED_ERRORS, SourceError, DetectorError, EngineError, OutputError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python main.py",
+        description="Real-time human pose estimation with SDPose: webcam, video, images or streams.",
+    )
+    src = parser.add_argument_group("input")
+    src.add_argument(
+        "--source",
+        default=str(DEMO_CLIP),
+        help="'webcam', a camera index, a video file, an image folder or an rtsp/http URL "
+        "(default: the bundled demo clip)",
+    )
+    src.add_argument(
+        "--realtime",
+        action="store_true",
+        help="play a video file at its own frame rate, dropping frames like a camera",
+    )
+    src.add_argument("--max-frames", type=int, help="stop after N frames")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--headless", action="store_true", help="no window: print progress, write files")
+    out.add_argument("--output", help="keypoints file (jsonl or coco) or folder (openpose)")
+    out.add_argument("--format", choices=FORMATS, default="jsonl", help="format of --output (default jsonl)")
+    out.add_argument("--save-video", help="write the annotated video here (.mp4 or .avi)")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar (logs stay)")
+
+    model = parser.add_argument_group("pose model")
+    model.add_argument("--config", help="app settings file (default configs/app.yaml)")
+    model.add_argument("--model", help=f"SDPose variant ({', '.join(VARIANT_NAMES)}) or a config path")
+    model.add_argument("--weights", help="checkpoint (.pth, the authors' or ours) or exported .onnx")
+    model.add_argument("--backend", choices=("torch", "onnx"))
+    model.add_argument("--device", help="cpu or cuda")
+    model.add_argument("--flip-test", action="store_true", default=None, help="average with mirrored crops")
+    model.add_argument("--threads", type=int, help="CPU threads for the pose model")
+
+    det = parser.add_argument_group("person detection and tracking")
+    det.add_argument("--detector", help="an Ultralytics model file (default: bundled yolo11n-pose.pt)")
+    det.add_argument("--det-size", type=int, help="detector input size (960-1280 for small people)")
+    det.add_argument("--det-conf", type=float, help="minimum person box confidence")
+    det.add_argument("--det-every", help="run the detector every N frames, or 'auto' (adaptive)")
+    det.add_argument("--smoothing", choices=("kalman", "oneeuro", "none"), help="keypoint smoothing")
+    return parser
+
+
+def _apply_flags(cfg: AppConfig, args: argparse.Namespace) -> AppConfig:
+    """Command-line flags override `configs/app.yaml`."""
+    for flag in ("model", "backend", "device", "flip_test", "threads"):
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(cfg, flag, value)
+    if args.det_size is not None:
+        cfg.detector.imgsz = args.det_size
+    if args.det_conf is not None:
+        cfg.detector.conf = args.det_conf
+    if args.det_every is not None:
+        if args.det_every == "auto":
+            cfg.detection.adaptive = True
+        elif args.det_every.isdigit() and int(args.det_every) >= 1:
+            cfg.detection.every = int(args.det_every)
+            cfg.detection.adaptive = False
+        else:
+            raise ConfigError(f"--det-every takes a positive integer or 'auto', not {args.det_every!r}")
+    return cfg
+
+
+def build_pipeline(
+    cfg: AppConfig, weights: str | None, detector_path: str | None, smoothing: str | None
+) -> PosePipeline:
+    """Engine, detector and tracker from settings; raises the app's one-line errors."""
+    engine = PoseEngine(cfg.model, weights, cfg.backend, cfg.device, cfg.flip_test, cfg.threads or None)
+    detector = PersonDetector(
+        detector_path,
+        cfg.detector.imgsz,
+        cfg.detector.conf,
+        cfg.detector.iou,
+        cfg.device,
+        cfg.detector.max_people,
+    )
+    tracker_cfg = TrackerConfig.load()
+    if smoothing:
+        tracker_cfg = replace(tracker_cfg, smoothing=replace(tracker_cfg.smoothing, kind=smoothing))
+    return PosePipeline(detector, engine, Tracker(tracker_cfg), cfg.detection)
+
+
+class RunStats:
+    """Frame, people and per-stage time totals for the closing summary."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.people = 0
+        self.track_ids: set[int] = set()
+        self.stage_ms: dict[str, float] = defaultdict(float)
+        self.start = time.perf_counter()
+
+    def add(self, result, write_ms: float) -> None:
+        self.frames += 1
+        self.people += len(result)
+        if result.track_ids is not None:
+            self.track_ids.update(int(i) for i in result.track_ids)
+        for stage, ms in result.timings.items():
+            self.stage_ms[stage] += ms
+        self.stage_ms["write"] += write_ms
+
+    def summary(self) -> str:
+        elapsed = time.perf_counter() - self.start
+        n = max(self.frames, 1)
+        stages = " ".join(f"{k} {v / n:.1f}" for k, v in self.stage_ms.items())
+        return (
+            f"{self.frames} frames, {self.people} people ({self.people / n:.1f}/frame, "
+            f"{len(self.track_ids)} tracks), {self.frames / max(elapsed, 1e-9):.1f} FPS; "
+            f"ms per frame: {stages}"
+        )
+
+
+def run_headless(args: argparse.Namespace, cfg: AppConfig) -> int:
+    source = open_source(args.source, realtime=args.realtime)
+    with source:
+        frames = iter(source)
+        first = next(frames, None)
+        if first is None:
+            raise SourceError(source.error or f"{source.name} has no frames")
+        height, width = first.image.shape[:2]
+        writers = open_writers(
+            args.output,
+            args.format,
+            args.save_video,
+            source.fps or 30.0,
+            (width, height),
+            Path(source.name).stem,
+        )
+        try:
+            pipeline = build_pipeline(cfg, args.weights, args.detector, args.smoothing)
+            stream = itertools.chain([first], frames)
+            if args.max_frames:
+                stream = itertools.islice(stream, args.max_frames)
+            return _loop(pipeline, stream, writers, source, args)
+        finally:
+            close_writers(writers)
+
+
+def _loop(pipeline: PosePipeline, stream, writers, source, args) -> int:
+    from tqdm import tqdm
+
+    total = source.frame_count
+    if args.max_frames and total:
+        total = min(total, args.max_frames)
+    stats = RunStats()
+    bar = tqdm(total=total, unit="frame", disable=args.no_progress, dynamic_ncols=True, file=sys.stderr)
+    interrupted = False
+    try:
+        for result in pipeline.run(stream):
+            t0 = time.perf_counter()
+            for writer in writers:
+                writer.write(result)
+            stats.add(result, (time.perf_counter() - t0) * 1e3)
+            bar.update(1)
+            bar.set_postfix(people=len(result), refresh=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    print(("interrupted after " if interrupted else "done: ") + stats.summary(), file=sys.stderr)
+    if interrupted:
+        return 130
+    if source.error:
+        print(f"error: {source.error}; the {stats.frames} frames before it were written", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_gui(args: argparse.Namespace, cfg: AppConfig) -> int:
+    on_screen = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform != "linux"
+    if not on_screen and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+        raise SourceError(
+            "no display found: add --headless (and --output poses.jsonl) to run without a window"
+        )
+    try:
+        from app.gui import run_app
+    except ImportError:
+        raise SourceError("the desktop app is not in this build yet: add --headless") from None
+    return run_app(args, cfg)
+
+
+def configure_logging() -> None:
+    """Our messages at INFO; third-party libraries (the ONNX exporter is chatty) at WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for name in ("app", "sdpose_core", "sdpose-app"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging()
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = _apply_flags(AppConfig.load(args.config), args)
+        return run_headless(args, cfg) if args.headless else run_gui(args, cfg)
+    except APP_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,54 @@
+"""JSON Lines: one `frame_to_dict` object per line, flushed per frame, so a crash keeps finished frames."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from app.exporters.base import WriterBase, output_error, prepare_file
+from app.exporters.schema import frame_to_dict
+from app.types import FrameResult
+
+__all__ = ["JsonlWriter"]
+
+logger = logging.getLogger(__name__)
+
+
+class JsonlWriter(WriterBase):
+    """Stream frames to a .jsonl file.
+
+    The file is unbuffered: each line is encoded whole and handed to the OS in one write, so a
+    reader (or a killed process) never sees a half line. No fsync: this guards against process
+    death, not power loss.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], option: str = "--output") -> None:
+        self.path = prepare_file(path, option)
+        self._option = option
+        try:
+            self._file = open(self.path, "wb", buffering=0)
+        except OSError as e:
+            raise output_error(path, e, option) from None
+        self.frames_written = 0
+        logger.info("writing JSON Lines to %s", self.path)
+
+    def write(self, result: FrameResult) -> None:
+        """Append one line for this frame and hand it to the OS before returning."""
+        if self._file.closed:
+            raise ValueError(f"{self.path} is closed")
+        line = json.dumps(frame_to_dict(result), separators=(",", ":"), allow_nan=False) + "\n"
+        data = memoryview(line.encode("utf-8"))
+        try:
+            while data:
+                written = self._file.write(data)
+                data = data[written:]
+        except OSError as e:
+            raise output_error(self.path, e, self._option) from None
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if not self._file.closed:
+            self._file.close()
+            logger.info("wrote %d frames to %s", self.frames_written, self.path)

@@ -1,0 +1,108 @@
+"""Annotated video via cv2.VideoWriter (mp4v for .mp4, MJPG for .avi: the codecs that work here)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import cv2
+import numpy as np
+
+from app.draw import DrawStyle, draw_poses
+from app.exporters.base import WriterBase, output_error, prepare_file
+from app.types import FrameResult
+
+__all__ = ["VideoWriter", "FOURCC_BY_SUFFIX"]
+
+logger = logging.getLogger(__name__)
+
+# avc1/H264 fail with the pip OpenCV build (no licensed encoder); mp4v and MJPG work everywhere.
+FOURCC_BY_SUFFIX: dict[str, str] = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+
+
+class VideoWriter(WriterBase):
+    """Draw each result on a copy of its frame and append it to a video file.
+
+    Args:
+        path: .mp4/.m4v/.mov (mp4v) or .avi (MJPG).
+        fps: frames per second written into the container.
+        frame_size: (width, height); frames of another size are resized to it.
+        style: drawing style (default `DrawStyle()`).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float,
+        frame_size: tuple[int, int],
+        style: DrawStyle | None = None,
+        option: str = "--save-video",
+    ) -> None:
+        self.path = prepare_file(path, option)
+        fourcc = FOURCC_BY_SUFFIX.get(self.path.suffix.lower())
+        if fourcc is None:
+            known = ", ".join(FOURCC_BY_SUFFIX)
+            raise output_error(path, f"unsupported video extension (use one of {known})", option)
+        width, height = (int(v) for v in frame_size)
+        if width <= 0 or height <= 0 or not fps > 0:
+            raise ValueError(f"video needs a positive size and fps, got {frame_size} at {fps} fps")
+        self.frame_size = (width, height)
+        self.style = style if style is not None else DrawStyle()
+        self._option = option
+        existed = self.path.exists()
+        try:  # OpenCV only says "not opened"; a plain open first gives the real reason
+            self.path.open("ab").close()
+        except OSError as e:
+            raise output_error(path, e, option) from None
+        self._writer = cv2.VideoWriter(
+            str(self.path), cv2.VideoWriter.fourcc(*fourcc), float(fps), (width, height)
+        )
+        if not self._writer.isOpened():
+            if not existed:
+                self.path.unlink(missing_ok=True)
+            raise output_error(path, f"OpenCV cannot open a {fourcc} video writer", option)
+        self._warned_resize = False
+        self.frames_written = 0
+        logger.info("writing %s video %dx%d @ %.3g fps to %s", fourcc, width, height, fps, self.path)
+
+    def write(self, result: FrameResult) -> None:
+        """Draw the poses on a copy of the frame and append it."""
+        if self._writer is None:
+            raise ValueError(f"{self.path} is closed")
+        image = np.ascontiguousarray(result.frame.image).copy()
+        if (image.shape[1], image.shape[0]) != self.frame_size:
+            if not self._warned_resize:
+                logger.warning(
+                    "frame size %dx%d differs from the video's %dx%d; resizing",
+                    image.shape[1],
+                    image.shape[0],
+                    *self.frame_size,
+                )
+                self._warned_resize = True
+            image = cv2.resize(image, self.frame_size, interpolation=cv2.INTER_AREA)
+            result = _scaled(result, self.frame_size)
+        self._writer.write(draw_poses(image, result, self.style))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish the container (idempotent)."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            logger.info("wrote %d frames to %s", self.frames_written, self.path)
+
+
+def _scaled(result: FrameResult, size: tuple[int, int]) -> FrameResult:
+    """The same people in the coordinates of the resized frame (drawing only; no stage sees this)."""
+    h, w = result.frame.image.shape[:2]
+    sx, sy = size[0] / max(w, 1), size[1] / max(h, 1)
+    scale = np.array([sx, sy], dtype=np.float32)
+    return FrameResult(
+        frame=result.frame,
+        boxes=np.asarray(result.boxes, dtype=np.float32) * np.tile(scale, 2),
+        box_scores=result.box_scores,
+        keypoints=np.asarray(result.keypoints, dtype=np.float32) * scale,
+        kpt_scores=result.kpt_scores,
+        track_ids=result.track_ids,
+        timings=result.timings,
+    )

@@ -1,0 +1,177 @@
+"""PosePipeline: detection schedule, boxes carried by poses, new people picked up, tracking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.detector import Detections
+from app.pipeline import AppConfig, DetectionSchedule, PosePipeline, boxes_from_keypoints
+from app.tracker import Tracker
+from app.types import Frame
+
+# A standing person in unit-box coordinates (x, y in [0, 1]), COCO order.
+TEMPLATE = np.array(
+    [
+        [0.5, 0.08],
+        [0.55, 0.06],
+        [0.45, 0.06],
+        [0.6, 0.08],
+        [0.4, 0.08],
+        [0.7, 0.25],
+        [0.3, 0.25],
+        [0.8, 0.4],
+        [0.2, 0.4],
+        [0.85, 0.55],
+        [0.15, 0.55],
+        [0.62, 0.55],
+        [0.38, 0.55],
+        [0.62, 0.75],
+        [0.38, 0.75],
+        [0.62, 0.95],
+        [0.38, 0.95],
+    ],
+    np.float32,
+)
+
+
+class ScriptedDetector:
+    """Returns people whose boxes move 4 px per frame; `enter_at` adds a second person."""
+
+    def __init__(self, enter_at: int | None = None):
+        self.frame = 0
+        self.calls: list[int] = []
+        self.enter_at = enter_at
+
+    def boxes_at(self, index: int) -> np.ndarray:
+        boxes = [[100 + 4 * index, 50, 180 + 4 * index, 250]]
+        if self.enter_at is not None and index >= self.enter_at:
+            boxes.append([400, 60, 470, 240])
+        return np.array(boxes, np.float32)
+
+    def __call__(self, image) -> Detections:
+        self.calls.append(self.frame)
+        boxes = self.boxes_at(self.frame)
+        return Detections(boxes, np.full(len(boxes), 0.9, np.float32))
+
+
+class FakeEngine:
+    """A perfect pose model: for each box it returns the template skeleton of the true person
+    (from `truth`) whose centre is nearest the box centre, whatever the box's exact size."""
+
+    def __init__(self, truth: ScriptedDetector):
+        self.truth = truth
+        self.last_timings = {"crop": 0.0, "pose": 0.0, "decode": 0.0}
+        self.batches: list[int] = []
+
+    def estimate(self, image, boxes):
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        self.batches.append(len(boxes))
+        true = self.truth.boxes_at(self.truth.frame)
+        nearest = np.argmin(
+            np.linalg.norm(
+                ((boxes[:, None, :2] + boxes[:, None, 2:]) - (true[None, :, :2] + true[None, :, 2:])), axis=2
+            ),
+            axis=1,
+        )
+        true = true[nearest]
+        size = true[:, 2:] - true[:, :2]
+        keypoints = true[:, None, :2] + TEMPLATE[None] * size[:, None]
+        return keypoints.astype(np.float32), np.full((len(boxes), 17), 0.9, np.float32)
+
+
+def _frames(n: int, fps: float = 30.0):
+    image = np.zeros((300, 600, 3), np.uint8)
+    return [Frame(i, i / fps, image) for i in range(n)]
+
+
+def _run(pipeline: PosePipeline, detector: ScriptedDetector, n: int):
+    results = []
+    for frame in _frames(n):
+        detector.frame = frame.index
+        results.append(pipeline.process(frame))
+    return results
+
+
+def test_detector_runs_every_nth_frame_and_poses_carry_the_boxes():
+    detector = ScriptedDetector()
+    engine = FakeEngine(detector)
+    pipeline = PosePipeline(detector, engine, Tracker(), DetectionSchedule(every=5))
+    results = _run(pipeline, detector, 20)
+    assert detector.calls == [0, 5, 10, 15]
+    assert all(len(r) == 1 for r in results), "the person is kept between detections"
+    # Frame 3 has no detection: its box comes from frame 2's keypoints (template extent x expand).
+    box = results[3].boxes[0]
+    # True box at frame 2 is x 108-188, y 50-250: joints span x 120-176, y 62-240; grown 1.15x.
+    np.testing.assert_allclose(box, [115.8, 48.65, 180.2, 253.35], atol=0.5)
+    assert results[3].timings["detect"] == 0.0 and results[5].timings["detect"] >= 0.0
+
+
+def test_all_people_go_through_the_engine_in_one_call():
+    detector = ScriptedDetector(enter_at=0)
+    engine = FakeEngine(detector)
+    pipeline = PosePipeline(detector, engine, None, DetectionSchedule(every=3))
+    _run(pipeline, detector, 6)
+    assert engine.batches == [2] * 6
+
+
+def test_a_person_entering_is_picked_up_at_the_next_detection():
+    detector = ScriptedDetector(enter_at=7)
+    pipeline = PosePipeline(detector, FakeEngine(detector), Tracker(), DetectionSchedule(every=5))
+    results = _run(pipeline, detector, 12)
+    assert [len(r) for r in results] == [1] * 10 + [2] * 2
+    ids_before, ids_after = set(results[9].track_ids), set(results[11].track_ids)
+    assert ids_before < ids_after and len(ids_after) == 2
+
+
+def test_track_ids_are_stable_across_detection_and_propagated_frames():
+    detector = ScriptedDetector(enter_at=0)
+    pipeline = PosePipeline(detector, FakeEngine(detector), Tracker(), DetectionSchedule(every=4))
+    results = _run(pipeline, detector, 16)
+    first = {tuple(r.track_ids) for r in results}
+    assert len(first) == 1, f"ids changed across frames: {first}"
+
+
+def test_adaptive_schedule_stretches_while_stable_and_reacts_to_change():
+    detector = ScriptedDetector(enter_at=20)
+    schedule = DetectionSchedule(every=2, adaptive=True, adaptive_max_every=8)
+    pipeline = PosePipeline(detector, FakeEngine(detector), Tracker(), schedule)
+    _run(pipeline, detector, 40)
+    gaps = np.diff(detector.calls)
+    assert gaps.max() == 8, f"interval should grow to its maximum: {detector.calls}"
+    after_entry = [c for c in detector.calls if c >= 20]
+    assert after_entry[1] - after_entry[0] == 1, "a change in people count triggers a detection next frame"
+
+
+def test_reset_forgets_people():
+    detector = ScriptedDetector()
+    pipeline = PosePipeline(detector, FakeEngine(detector), Tracker(), DetectionSchedule(every=10))
+    _run(pipeline, detector, 3)
+    pipeline.reset()
+    detector.calls.clear()
+    _run(pipeline, detector, 1)
+    assert detector.calls == [0], "after a reset (seek) the next frame is detected afresh"
+
+
+def test_run_times_the_read_stage():
+    detector = ScriptedDetector()
+    pipeline = PosePipeline(detector, FakeEngine(detector), None, DetectionSchedule(every=1))
+    results = list(pipeline.run(_frames(3)))
+    assert [r.frame.index for r in results] == [0, 1, 2]
+    assert {"read", "detect", "pose", "track"} <= set(results[0].timings)
+
+
+def test_boxes_from_keypoints_skips_unsure_and_collapsed_people():
+    kpts = np.stack([TEMPLATE * 100, TEMPLATE * 100, np.full((17, 2), 50.0, np.float32)])
+    scores = np.full((3, 17), 0.9, np.float32)
+    scores[1, :14] = 0.1  # only 3 confident joints
+    boxes, keep = boxes_from_keypoints(kpts, scores, 0.3, 4, 1.0)
+    assert keep.tolist() == [0]
+    np.testing.assert_allclose(boxes[0], [15, 6, 85, 95], atol=1e-4)
+
+
+def test_app_config_rejects_unknown_keys(tmp_path):
+    bad = tmp_path / "app.yaml"
+    bad.write_text("model: sdpose_t\ndetection:\n  evrey: 3\n")
+    with pytest.raises(Exception, match="unknown key.*evrey"):
+        AppConfig.load(bad)
