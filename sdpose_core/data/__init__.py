@@ -1,0 +1,37 @@
+"""Training/validation data: COCO-format top-down samples, MMPose 0.29 augmentation, targets."""
+
+from __future__ import annotations
+
+from sdpose_core.data.augment import (
+    affine_crop,
+    crop_matrices,
+    flip_joints,
+    flip_matrix,
+    half_body_center_scale,
+    random_flip,
+    random_half_body,
+    random_scale_rotation,
+    random_shift_center,
+    transform_joints,
+)
+from sdpose_core.data.coco import CocoKeypointDataset, DataConfig, DataError, build_loader, set_loader_epoch
+from sdpose_core.data.targets import gaussian_targets
+
+__all__ = [
+    "CocoKeypointDataset",
+    "DataConfig",
+    "DataError",
+    "build_loader",
+    "set_loader_epoch",
+    "gaussian_targets",
+    "affine_crop",
+    "crop_matrices",
+    "flip_joints",
+    "flip_matrix",
+    "half_body_center_scale",
+    "random_flip",
+    "random_half_body",
+    "random_scale_rotation",
+    "random_shift_center",
+    "transform_joints",
+]

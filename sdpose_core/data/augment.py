@@ -1,0 +1,207 @@
+"""Top-down training augmentation, step by step as MMPose 0.29's train pipeline (spec section 6).
+
+Order (the caller keeps it): center shift -> flip -> half-body -> scale/rotation -> affine
+crop. Every random step takes an explicit ``np.random.Generator`` and draws its numbers in
+the same order and under the same conditions as the MMPose transform, so a fixed seed gives
+one fixed sample. Joints are (K,2) pixel coordinates, ``visible`` is (K,) 0/1.
+
+Flip without flipping the image: MMPose mirrors the whole image (``img[:, ::-1]``), sets
+``center_x = width - 1 - center_x`` and mirrors the joints the same way. Here the joints and
+the centre move exactly like that (so half-body, scale and rotation see MMPose's numbers),
+but the pixels are not copied: `crop_matrices` composes the mirror ``x -> width - 1 - x`` into
+the image->crop affine. Mirroring maps the pixel grid onto itself and the zero border onto
+itself, so ``warpAffine(image, M @ F)`` samples exactly the pixels ``warpAffine(image[:, ::-1], M)``
+would: the crop, joints and targets are the same sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from sdpose_core.geometry import PIXEL_STD, apply_affine, get_affine_matrix, warp_crops
+from sdpose_core.keypoints import FLIP_INDEX, UPPER_BODY_IDS
+
+__all__ = [
+    "random_shift_center",
+    "flip_joints",
+    "random_flip",
+    "half_body_center_scale",
+    "random_half_body",
+    "random_scale_rotation",
+    "flip_matrix",
+    "crop_matrices",
+    "affine_crop",
+    "transform_joints",
+]
+
+
+def random_shift_center(
+    center: np.ndarray, scale: np.ndarray, rng: np.random.Generator, prob: float = 0.3, factor: float = 0.16
+) -> np.ndarray:
+    """MMPose ``TopDownRandomShiftBboxCenter`` (prob 0.3, shift_factor 0.16).
+
+    With probability ``prob``: center += uniform(-1, 1, 2) * factor * scale * 200, i.e. up to
+    ±16 % of the *padded* box size per axis. Returns a new center (2,) float64.
+    """
+    center = np.array(center, dtype=np.float64)
+    if rng.random() < prob:
+        center += rng.uniform(-1.0, 1.0, 2) * factor * np.asarray(scale, dtype=np.float64) * PIXEL_STD
+    return center
+
+
+def flip_joints(
+    joints: np.ndarray, visible: np.ndarray, image_width: int, flip_index: np.ndarray = FLIP_INDEX
+) -> tuple[np.ndarray, np.ndarray]:
+    """MMPose ``fliplr_joints``: swap left/right joints, x -> width - 1 - x, zero invisible joints."""
+    index = np.asarray(flip_index, dtype=np.int64)
+    out = np.array(joints, dtype=np.float64)[index]
+    vis = np.array(visible, dtype=np.float64)[index]
+    out[:, 0] = image_width - 1 - out[:, 0]
+    out *= vis[:, None]
+    return out, vis
+
+
+def random_flip(
+    center: np.ndarray,
+    joints: np.ndarray,
+    visible: np.ndarray,
+    image_width: int,
+    rng: np.random.Generator,
+    prob: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """MMPose ``TopDownRandomFlip`` (flip_prob 0.5) on the centre and joints only.
+
+    Returns (center, joints, visible, flipped). When ``flipped``, the crop must be cut with
+    ``crop_matrices(..., flip_width=image_width)`` (see the module docstring). MMPose tests
+    ``rand() <= prob``; ``<`` is used so that prob 0 never flips (they differ with chance 2^-53).
+    """
+    center = np.array(center, dtype=np.float64)
+    joints = np.array(joints, dtype=np.float64)
+    visible = np.array(visible, dtype=np.float64)
+    if rng.random() < prob:
+        joints, visible = flip_joints(joints, visible, image_width)
+        center[0] = image_width - 1 - center[0]
+        return center, joints, visible, True
+    return center, joints, visible, False
+
+
+def half_body_center_scale(
+    joints: np.ndarray,
+    visible: np.ndarray,
+    rng: np.random.Generator,
+    aspect_ratio: float = 0.75,
+    padding: float = 1.5,
+    upper_ids: Sequence[int] = UPPER_BODY_IDS,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """MMPose ``TopDownHalfBodyTransform.half_body_transform``: a box around one body half.
+
+    Keeps MMPose's quirk of choosing the upper half when ``randn() < 0.5`` (about 69 %, not
+    50 %) and it has more than 2 visible joints, else the lower half if it has more than 2,
+    else the upper half. center = mean of the chosen joints; their extent is widened to
+    ``aspect_ratio`` and scale = (w, h) / 200 * ``padding`` (1.5). None if < 2 joints.
+    """
+    joints = np.asarray(joints, dtype=np.float64)[:, :2]
+    vis = np.asarray(visible) > 0
+    is_upper = np.zeros(len(joints), dtype=bool)
+    is_upper[list(upper_ids)] = True
+    upper, lower = joints[vis & is_upper], joints[vis & ~is_upper]
+    if rng.standard_normal() < 0.5 and len(upper) > 2:
+        selected = upper
+    elif len(lower) > 2:
+        selected = lower
+    else:
+        selected = upper
+    if len(selected) < 2:
+        return None
+    center = selected.mean(axis=0)
+    w, h = selected.max(axis=0) - selected.min(axis=0)
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    return center, np.array([w, h]) / PIXEL_STD * padding
+
+
+def random_half_body(
+    center: np.ndarray,
+    scale: np.ndarray,
+    joints: np.ndarray,
+    visible: np.ndarray,
+    rng: np.random.Generator,
+    prob: float = 0.3,
+    min_joints: int = 8,
+    aspect_ratio: float = 0.75,
+    padding: float = 1.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """MMPose ``TopDownHalfBodyTransform`` (prob_half_body 0.3, num_joints_half_body 8).
+
+    Only people with *more than* ``min_joints`` visible joints qualify, and the probability
+    is drawn only for them (as MMPose's short-circuit ``and``). Returns (center, scale).
+    """
+    center = np.array(center, dtype=np.float64)
+    scale = np.array(scale, dtype=np.float64)
+    if np.sum(np.asarray(visible) > 0) > min_joints and rng.random() < prob:
+        half = half_body_center_scale(joints, visible, rng, aspect_ratio, padding)
+        if half is not None:
+            return half
+    return center, scale
+
+
+def random_scale_rotation(
+    scale: np.ndarray,
+    rng: np.random.Generator,
+    scale_factor: float = 0.35,
+    rot_factor: float = 45.0,
+    rot_prob: float = 0.6,
+) -> tuple[np.ndarray, float]:
+    """MMPose ``TopDownGetRandomScaleRotation`` (scale_factor 0.35, rot_factor 45, rot_prob 0.6).
+
+    scale *= clip(randn * sf + 1, 1 - sf, 1 + sf); rot = clip(randn * rf, -2 rf, 2 rf) degrees,
+    kept with probability ``rot_prob`` (else 0). Both normals are always drawn, as in MMPose.
+    """
+    s = np.clip(rng.standard_normal() * scale_factor + 1.0, 1.0 - scale_factor, 1.0 + scale_factor)
+    r = float(np.clip(rng.standard_normal() * rot_factor, -2.0 * rot_factor, 2.0 * rot_factor))
+    rot = r if rng.random() < rot_prob else 0.0
+    return np.asarray(scale, dtype=np.float64) * s, rot
+
+
+def flip_matrix(image_width: int) -> np.ndarray:
+    """(3,3) homogeneous mirror x -> width - 1 - x, the pixel map of ``img[:, ::-1]``."""
+    return np.array([[-1.0, 0.0, image_width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def crop_matrices(
+    center: np.ndarray,
+    scale: np.ndarray,
+    rot: float,
+    image_size: Sequence[int],
+    flip_width: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(joints_matrix, image_matrix), both (2,3), for MMPose ``TopDownAffine`` (non-UDP).
+
+    ``center``/``scale``/``rot`` and the joints live in the frame MMPose works in (mirrored
+    when flipped), so joints take ``joints_matrix`` = ``get_affine_matrix(center, scale, rot)``.
+    The pixels come from the un-flipped image, so ``image_matrix`` has the mirror of
+    ``flip_width`` composed in (identical to ``joints_matrix`` when not flipped).
+    """
+    joints_matrix = get_affine_matrix(center, scale, rot, image_size)
+    image_matrix = joints_matrix if flip_width is None else joints_matrix @ flip_matrix(flip_width)
+    return joints_matrix, image_matrix
+
+
+def affine_crop(image_bgr: np.ndarray, matrix: np.ndarray, image_size: Sequence[int]) -> np.ndarray:
+    """(H,W,3) uint8 image -> (h,w,3) uint8 crop, ``cv2.warpAffine`` INTER_LINEAR, zero border."""
+    return warp_crops(image_bgr, np.asarray(matrix)[None], image_size)[0]
+
+
+def transform_joints(joints: np.ndarray, visible: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Map (K,2) joints with the crop matrix; invisible joints become (0, 0).
+
+    MMPose leaves invisible joints untransformed; their value is never used (weight 0), so
+    zeros keep the output free of meaningless image coordinates.
+    """
+    out = apply_affine(np.asarray(joints, dtype=np.float64)[:, :2], matrix)
+    out[np.asarray(visible) <= 0] = 0.0
+    return out

@@ -1,0 +1,163 @@
+"""Evaluate an SDPose checkpoint on a COCO-format keypoint set (COCO keypoint AP/AR).
+
+Follows the official protocol (spec section 8): GT or detector boxes, cycle 0 with flip
+test, DARK decoding, rescoring, OKS-NMS 0.9, pycocotools. Example:
+
+    python -m sdpose_core.evaluate --config sdpose_t --weights sdpose_t.pth \\
+        --data-root coco/val2017 --ann coco/annotations/person_keypoints_val2017.json \\
+        --det COCO_val2017_detections_AP_H_56_person.json --output results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdpose_core.checkpoint import load_checkpoint
+from sdpose_core.cli import UserError, run_cli
+from sdpose_core.evaluation import coco_keypoint_eval, format_table, predict_dataset
+from sdpose_core.models import VARIANT_NAMES, build_model
+
+__all__ = ["main", "stats_path_for", "write_json_atomic"]
+
+logger = logging.getLogger(__name__)
+
+
+def stats_path_for(results_path: str | os.PathLike) -> Path:
+    """Where the metrics go: ``results.json`` -> ``results.stats.json`` in the same folder."""
+    path = Path(results_path)
+    return path.with_name(f"{path.stem}.stats.json")
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Write JSON through a temp file + rename, so an interrupted run never leaves half a file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _pick_device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name} was requested but CUDA is not available; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown --device {name!r}; use cpu or cuda") from None
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Fail in a second with one line, before the model is built or any image is read."""
+    if not Path(args.ann).is_file():
+        raise UserError(f"annotation file not found: {args.ann}")
+    if not Path(args.data_root).is_dir():
+        raise UserError(f"image folder not found: {args.data_root}")
+    if args.det is not None and not Path(args.det).is_file():
+        raise UserError(f"detection results file not found: {args.det}")
+    if not Path(args.weights).is_file():
+        raise UserError(f"checkpoint not found: {args.weights}")
+    if args.batch_size < 1 or args.workers < 0:
+        raise UserError("--batch-size must be at least 1 and --workers at least 0")
+
+
+def _build_dataset(args: argparse.Namespace) -> Any:
+    # Imported here: the data package is heavier (cv2 augmentation) and only this command needs it.
+    from sdpose_core.data import CocoKeypointDataset, DataError
+
+    try:
+        return CocoKeypointDataset(
+            args.ann, args.data_root, train=False, det_file=args.det, det_score_thr=args.det_thr
+        )
+    except DataError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sdpose_core.evaluate", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--config", default="sdpose_t", help=f"variant ({', '.join(VARIANT_NAMES)}) or config YAML path"
+    )
+    parser.add_argument("--weights", required=True, help="checkpoint (.pth): the authors' release or our own")
+    parser.add_argument("--data-root", required=True, help="folder holding the images (e.g. val2017)")
+    parser.add_argument("--ann", required=True, help="COCO keypoints annotation json")
+    parser.add_argument("--det", help="person detection results json (default: ground-truth boxes)")
+    parser.add_argument(
+        "--det-thr", type=float, default=0.0, help="drop detections scoring below this (official: 0.0)"
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument(
+        "--no-flip", action="store_true", help="skip the flip test (half the compute, lower AP)"
+    )
+    parser.add_argument(
+        "--output", help="write the COCO results here and the metrics beside it (.stats.json)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="data loading processes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _check_inputs(args)
+    device = _pick_device(args.device)
+    model = build_model(args.config)
+    load_checkpoint(model, args.weights)
+    model.to(device)
+    dataset = _build_dataset(args)
+    boxes = "detected" if args.det else "ground-truth"
+    flip = "off" if args.no_flip else "on"
+    logger.info(
+        "evaluating %s on %d %s boxes (%s, flip test %s)", model.cfg.name, len(dataset), boxes, device, flip
+    )
+    start = time.perf_counter()
+    results = predict_dataset(
+        model, dataset, args.batch_size, device, flip_test=not args.no_flip, num_workers=args.workers
+    )
+    logger.info("%d poses after OKS-NMS in %.1f s", len(results), time.perf_counter() - start)
+    try:
+        stats = coco_keypoint_eval(args.ann, results)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(format_table(stats, name=model.cfg.name))
+    if args.output:
+        write_json_atomic(args.output, results)
+        summary = {
+            "stats": stats,
+            "config": args.config,
+            "variant": model.cfg.name,
+            "weights": str(args.weights),
+            "ann": str(args.ann),
+            "det": None if args.det is None else str(args.det),
+            "det_thr": args.det_thr,
+            "flip_test": not args.no_flip,
+            "num_results": len(results),
+        }
+        stats_path = write_json_atomic(stats_path_for(args.output), summary)
+        logger.info("wrote %s and %s", args.output, stats_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,634 @@
+"""Pseudo-labelling: turn unlabelled images and videos into a COCO keypoint file with a teacher.
+
+    python -m sdpose_core.pseudo_label --inputs clips/ photo.jpg --output-dir labels/ --flip-tta
+
+A person detector (YOLO11n-pose, boxes only) feeds MoveNet Thunder top-down (Apache-2.0, the
+default), or YOLO11n-pose labels on its own (``--teacher yolo``; its weights are AGPL-3.0).
+Only confident joints are kept (v=2); the others are written as 0,0,0, so training sees
+"unlabelled", never a guess. The frames used are copied to ``DIR/images/`` (JPEG, quality 95)
+and ``DIR/annotations.json`` records the teacher and its settings in ``info``. LSP's human
+labels (``--lsp``) can go in the same file, and `merge_annotation_files` mixes finished files.
+The json is rewritten atomically every ``FLUSH_EVERY`` frames, so an interrupted run leaves a
+valid file for what it has done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sdpose_core.cli import UserError, run_cli
+from sdpose_core.geometry import box_xyxy_to_xywh
+from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON
+from sdpose_core.lsp import lsp_person_box, lsp_to_coco, read_lsp_joints
+from sdpose_core.teachers import DEFAULT_FLIP_AGREE, MoveNetTeacher, YoloPoseTeacher
+
+__all__ = [
+    "LabelSettings",
+    "Frame",
+    "PseudoLabeler",
+    "CocoKeypointWriter",
+    "collect_inputs",
+    "iter_frames",
+    "default_model_path",
+    "coco_categories",
+    "add_lsp_people",
+    "write_json_atomic",
+    "merge_annotation_files",
+    "pseudo_label",
+    "main",
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "FLUSH_EVERY",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+FLUSH_EVERY = 200
+JPEG_QUALITY = 95
+
+_MODELS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "models"
+_DEFAULT_MODELS = {"movenet": "movenet/movenet-thunder.onnx", "yolo": "yolo11n-pose/yolo11n-pose.onnx"}
+_LICENSES = {
+    "movenet": "Apache-2.0 (MoveNet Thunder v4, TF Hub)",
+    "yolo": "AGPL-3.0 (Ultralytics YOLO11n-pose)",
+}
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """Teacher and filtering settings; all of them are recorded in the file's ``info``."""
+
+    teacher: str = "movenet"
+    min_kpt_score: float = 0.3
+    min_kpts: int = 6
+    min_box_score: float = 0.5
+    min_box_height: float = 32.0
+    flip_tta: bool = False
+    flip_agree: float = DEFAULT_FLIP_AGREE
+    det_size: int = 640
+    det_iou: float = 0.6
+    crop_padding: float = 1.25
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image to label: ``name`` is its file name under DIR/images, ``origin`` where it came from."""
+
+    name: str
+    image: np.ndarray
+    origin: str
+
+
+def default_model_path(kind: str, explicit: str | os.PathLike | None = None, flag: str = "") -> Path:
+    """``explicit`` if given, else ``../shared/data/models/...`` beside the repository.
+
+    A missing default is a one-line error saying where to put the file.
+    """
+    if explicit is not None:
+        return Path(explicit)
+    path = _MODELS_DIR / _DEFAULT_MODELS[kind]
+    if not path.is_file():
+        role = "detector" if flag == "--detector-model" else "teacher"
+        raise UserError(
+            f"{role} model not found: {path} — put {path.name} there (the files are in "
+            f"shared/data/models/) or pass {flag or '--teacher-model'} PATH"
+        )
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def collect_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Image and video files from files and folders (a folder's own files, sorted; not recursive)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            children = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+            )
+            if not children:
+                logger.warning("no images or videos in %s", path)
+            found.extend(children)
+        elif path.is_file():
+            if path.suffix.lower() not in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+                raise UserError(f"not an image or video file: {path}")
+            found.append(path)
+        else:
+            raise UserError(f"input not found: {path}")
+    return found
+
+
+def _video_sample_count(path: Path, every: int, max_frames: int | None) -> int:
+    cap = cv2.VideoCapture(str(path))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    cap.release()
+    n = math.ceil(count / every) if count > 0 else 0
+    return min(n, max_frames) if max_frames else n
+
+
+def _expected_frames(paths: Sequence[Path], every: int, max_frames: int | None) -> int:
+    return sum(
+        _video_sample_count(p, every, max_frames) if p.suffix.lower() in VIDEO_EXTENSIONS else 1
+        for p in paths
+    )
+
+
+def iter_frames(
+    paths: Sequence[Path], every: int = 1, max_frames_per_video: int | None = None
+) -> Iterator[Frame]:
+    """Frames to label: each image once, and every ``every``-th frame of each video (0, N, 2N...).
+
+    Images are named ``<parent folder>_<stem>.jpg``, video frames ``<video stem>_<frame:06d>.jpg``.
+    Unreadable files are skipped with a warning.
+    """
+    if every < 1:
+        raise UserError(f"--every must be >= 1, got {every}")
+    for path in paths:
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                logger.warning("cannot read image %s, skipped", path)
+                continue
+            prefix = path.parent.name or "image"
+            yield Frame(f"{prefix}_{path.stem}.jpg", image, str(path))
+            continue
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            logger.warning("cannot open video %s, skipped", path)
+            continue
+        index, taken = 0, 0
+        try:
+            while max_frames_per_video is None or taken < max_frames_per_video:
+                if not cap.grab():
+                    break
+                if index % every == 0:
+                    ok, image = cap.retrieve()
+                    if ok and image is not None:
+                        taken += 1
+                        yield Frame(f"{path.stem}_{index:06d}.jpg", image, f"{path}#{index}")
+                index += 1
+        finally:
+            cap.release()
+
+
+class PseudoLabeler:
+    """``labeler(image_bgr) -> list of people`` (dicts: box xyxy, box_score, keypoints (17,3), kpt_scores).
+
+    keypoints' third column is COCO visibility: 2 where the teacher's score >= ``min_kpt_score``
+    and the point lies inside the image, else 0 (with x = y = 0). A person is kept when its box
+    score >= ``min_box_score``, its box is at least ``min_box_height`` px tall and it has
+    >= ``min_kpts`` kept joints.
+    """
+
+    def __init__(
+        self,
+        settings: LabelSettings,
+        teacher_model: str | os.PathLike | None = None,
+        detector_model: str | os.PathLike | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if settings.teacher not in _DEFAULT_MODELS:
+            raise UserError(f"unknown teacher {settings.teacher!r}; choose movenet or yolo")
+        self.settings = s = settings
+        if s.teacher == "yolo":
+            # YOLO is its own detector; either flag may name its file.
+            path = default_model_path("yolo", teacher_model or detector_model, "--teacher-model")
+            self.teacher_path = self.detector_path = path
+            self.detector = YoloPoseTeacher(
+                path, s.det_size, s.min_box_score, s.det_iou, threads, s.flip_tta, s.flip_agree
+            )
+            self.movenet = None
+        else:
+            self.teacher_path = default_model_path("movenet", teacher_model, "--teacher-model")
+            self.movenet = MoveNetTeacher(
+                self.teacher_path, threads, s.flip_tta, s.flip_agree, s.crop_padding
+            )
+            self.detector_path = default_model_path("yolo", detector_model, "--detector-model")
+            self.detector = YoloPoseTeacher(
+                self.detector_path, s.det_size, s.min_box_score, s.det_iou, threads, role="detector"
+            )
+
+    def info(self) -> dict:
+        """The teacher and detector settings for the annotation file's ``info``."""
+        s = self.settings
+        teacher = {
+            "name": s.teacher,
+            "model": str(self.teacher_path),
+            "sha256": _sha256(self.teacher_path),
+            "license": _LICENSES[s.teacher],
+            "min_kpt_score": s.min_kpt_score,
+            "min_kpts": s.min_kpts,
+            "flip_tta": s.flip_tta,
+            "flip_agree": s.flip_agree if s.flip_tta else None,
+        }
+        if s.teacher == "movenet":
+            teacher["crop"] = f"box enlarged {s.crop_padding}x, black-padded to a square, 256x256"
+        detector = {
+            "name": "yolo11n-pose",
+            "model": str(self.detector_path),
+            "sha256": teacher["sha256"]
+            if self.detector_path == self.teacher_path
+            else _sha256(self.detector_path),
+            "imgsz": s.det_size,
+            "conf": s.min_box_score,
+            "nms_iou": s.det_iou,
+            "min_box_score": s.min_box_score,
+            "min_box_height": s.min_box_height,
+        }
+        return {"teacher": teacher, "detector": detector}
+
+    def __call__(self, image_bgr: np.ndarray) -> list[dict]:
+        s = self.settings
+        boxes, box_scores, kpts, kpt_scores = self.detector(image_bgr)
+        heights = boxes[:, 3] - boxes[:, 1]
+        keep = (box_scores >= s.min_box_score) & (heights >= s.min_box_height)
+        boxes, box_scores, kpts, kpt_scores = boxes[keep], box_scores[keep], kpts[keep], kpt_scores[keep]
+        if self.movenet is not None and len(boxes):
+            kpts, kpt_scores = self.movenet(image_bgr, boxes)
+        h, w = image_bgr.shape[:2]
+        people = []
+        for box, box_score, xy, score in zip(boxes, box_scores, kpts, kpt_scores, strict=True):
+            inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+            visible = (score >= s.min_kpt_score) & inside
+            if int(visible.sum()) < s.min_kpts:
+                continue
+            keypoints = np.zeros((NUM_KEYPOINTS, 3))
+            keypoints[visible, :2] = xy[visible]
+            keypoints[visible, 2] = 2
+            people.append(
+                {"box": box, "box_score": float(box_score), "keypoints": keypoints, "kpt_scores": score}
+            )
+        return people
+
+
+def coco_categories() -> list[dict]:
+    """The COCO person category with the 17 keypoint names and the 1-based skeleton."""
+    return [
+        {
+            "id": 1,
+            "name": "person",
+            "supercategory": "person",
+            "keypoints": list(KEYPOINT_NAMES),
+            "skeleton": [[a + 1, b + 1] for a, b in SKELETON],
+        }
+    ]
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
+    """Write json next to ``path`` then ``os.replace`` it, so readers never see a half file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _r(value: float) -> float:
+    return round(float(value), 2)
+
+
+class CocoKeypointWriter:
+    """Collects images and people, copies frames to ``DIR/images`` and writes ``DIR/annotations.json``."""
+
+    def __init__(self, output_dir: str | os.PathLike, info: dict, flush_every: int = FLUSH_EVERY) -> None:
+        self.output_dir = Path(output_dir)
+        self.images_dir = self.output_dir / "images"
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.output_dir / "annotations.json"
+        self.info = info
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+        self.sources: Counter[str] = Counter()
+        self.flush_every = flush_every
+        self._names: set[str] = set()
+        self._since_flush = 0
+
+    def _unique(self, name: str) -> str:
+        stem, suffix = os.path.splitext(name)
+        candidate, k = name, 1
+        while candidate in self._names:
+            k += 1
+            candidate = f"{stem}_{k}{suffix}"
+        self._names.add(candidate)
+        return candidate
+
+    def add_image(self, image_bgr: np.ndarray, name: str) -> int:
+        """Save the frame as JPEG (quality 95) under a unique name; returns its image id."""
+        name = self._unique(Path(name).with_suffix(".jpg").name)
+        ok, data = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise UserError(f"cannot encode {name} as JPEG")
+        (self.images_dir / name).write_bytes(data.tobytes())
+        image_id = len(self.images) + 1
+        h, w = image_bgr.shape[:2]
+        self.images.append({"id": image_id, "file_name": name, "width": int(w), "height": int(h)})
+        return image_id
+
+    def add_person(
+        self,
+        image_id: int,
+        box_xyxy: np.ndarray,
+        score: float,
+        keypoints: np.ndarray,
+        source: str,
+        kpt_scores: np.ndarray | None = None,
+    ) -> None:
+        """One person: bbox xywh from the box, area = box area (no masks), keypoints (17,3) x,y,v."""
+        x, y, w, h = box_xyxy_to_xywh(box_xyxy)[0]
+        keypoints = np.asarray(keypoints, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
+        flat: list[float] = []
+        for px, py, v in keypoints:
+            flat.extend((_r(px), _r(py), int(v)) if v > 0 else (0, 0, 0))
+        annotation = {
+            "id": len(self.annotations) + 1,
+            "image_id": image_id,
+            "category_id": 1,
+            "bbox": [_r(x), _r(y), _r(w), _r(h)],
+            "area": _r(w * h),
+            "iscrowd": 0,
+            "keypoints": flat,
+            "num_keypoints": int((keypoints[:, 2] > 0).sum()),
+            "score": round(float(score), 4),
+            "source": source,
+        }
+        if kpt_scores is not None:
+            annotation["keypoint_scores"] = [round(float(v), 3) for v in kpt_scores]
+        self.annotations.append(annotation)
+        self.sources[source] += 1
+
+    def data(self) -> dict:
+        info = dict(self.info, counts={"images": len(self.images), "annotations": len(self.annotations)})
+        info["counts"].update({f"source:{k}": v for k, v in sorted(self.sources.items())})
+        return {
+            "info": info,
+            "images": self.images,
+            "annotations": self.annotations,
+            "categories": coco_categories(),
+        }
+
+    def flush(self) -> None:
+        write_json_atomic(self.path, self.data())
+        self._since_flush = 0
+
+    def step(self) -> None:
+        """Count one processed frame; rewrite the json every ``flush_every`` frames."""
+        self._since_flush += 1
+        if self._since_flush >= self.flush_every:
+            self.flush()
+
+
+def add_lsp_people(writer: CocoKeypointWriter, lsp_dir: str | os.PathLike, limit: int | None = None) -> int:
+    """Copy LSP images and add their human-labelled person (source "lsp-human"); returns the count.
+
+    The box is the extent of all 14 labelled joints enlarged 1.2x and clipped to the image;
+    joints outside the image get v=0 (COCO never labels outside the frame).
+    """
+    paths, joints = read_lsp_joints(lsp_dir)
+    added = 0
+    for path, joints14 in zip(paths[:limit], joints[:limit], strict=True):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            logger.warning("cannot read %s, skipped", path)
+            continue
+        h, w = image.shape[:2]
+        keypoints = lsp_to_coco(joints14)
+        xy = keypoints[:, :2]
+        outside = (xy[:, 0] < 0) | (xy[:, 0] >= w) | (xy[:, 1] < 0) | (xy[:, 1] >= h)
+        keypoints[outside] = 0
+        image_id = writer.add_image(image, f"lsp_{path.stem}.jpg")
+        writer.add_person(image_id, lsp_person_box(joints14, (w, h)), 1.0, keypoints, "lsp-human")
+        writer.step()
+        added += 1
+    return added
+
+
+def merge_annotation_files(files: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict:
+    """Merge COCO keypoint files into ``out``, re-numbering image and annotation ids.
+
+    Each file's ``file_name`` is relative to the ``images/`` folder beside it; in the merged file it
+    becomes relative to ``out``'s own ``images/`` folder (``../run1/images/x.jpg`` when elsewhere),
+    so the same rule resolves every image. Each input's ``info`` is kept under ``merged_from``.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    target_images = out.parent.resolve() / "images"
+    images: list[dict] = []
+    annotations: list[dict] = []
+    merged_from = []
+    for file in files:
+        file = Path(file)
+        if not file.is_file():
+            raise UserError(f"annotation file not found: {file}")
+        data = json.loads(file.read_text(encoding="utf-8"))
+        cats = data.get("categories") or []
+        if [c.get("keypoints") for c in cats] != [list(KEYPOINT_NAMES)]:
+            raise UserError(f"{file} is not a COCO-17 person keypoint file")
+        source_images = file.parent.resolve() / "images"
+        id_map = {}
+        for image in data.get("images", []):
+            new = dict(image, id=len(images) + 1)
+            absolute = source_images / image["file_name"]
+            new["file_name"] = Path(os.path.relpath(absolute, target_images)).as_posix()
+            id_map[image["id"]] = new["id"]
+            images.append(new)
+        for annotation in data.get("annotations", []):
+            if annotation["image_id"] not in id_map:
+                raise UserError(f"{file}: annotation {annotation.get('id')} points to a missing image")
+            annotations.append(
+                dict(annotation, id=len(annotations) + 1, image_id=id_map[annotation["image_id"]])
+            )
+        merged_from.append({"file": str(file), "info": data.get("info", {})})
+    merged = {
+        "info": {
+            "description": "merged COCO keypoint files (sdpose_core.pseudo_label)",
+            "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "merged_from": merged_from,
+            "counts": {"images": len(images), "annotations": len(annotations)},
+        },
+        "images": images,
+        "annotations": annotations,
+        "categories": coco_categories(),
+    }
+    write_json_atomic(out, merged)
+    return merged
+
+
+def pseudo_label(
+    inputs: Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    settings: LabelSettings | None = None,
+    teacher_model: str | os.PathLike | None = None,
+    detector_model: str | os.PathLike | None = None,
+    every: int = 1,
+    max_frames_per_video: int | None = None,
+    lsp_dir: str | os.PathLike | None = None,
+    keep_empty: bool = False,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Label ``inputs`` (and add LSP's human labels if ``lsp_dir``); returns a summary dict.
+
+    Frames with no kept person are not copied unless ``keep_empty``.
+    """
+    from tqdm import tqdm
+
+    settings = settings or LabelSettings()
+    paths = collect_inputs(inputs)
+    if not paths and lsp_dir is None:
+        raise UserError("nothing to label: give --inputs and/or --lsp")
+    labeler = PseudoLabeler(settings, teacher_model, detector_model, threads) if paths else None
+    info = {
+        "description": "SDPose pseudo-labels (sdpose_core.pseudo_label)",
+        "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **(labeler.info() if labeler else {"teacher": None, "detector": None}),
+        "settings": asdict(settings),
+        "inputs": [str(p) for p in inputs],
+        "every": every,
+        "max_frames_per_video": max_frames_per_video,
+        "keep_empty": keep_empty,
+        "lsp": str(lsp_dir) if lsp_dir is not None else None,
+        "visibility": "v=2: teacher score >= min_kpt_score (inside the image); v=0 with x=y=0: dropped. "
+        "lsp-human: v=2 visible, v=1 occluded, v=0 face slots",
+    }
+    writer = CocoKeypointWriter(output_dir, info)
+    frames_seen = 0
+    try:
+        if lsp_dir is not None:
+            n = add_lsp_people(writer, lsp_dir)
+            logger.info("added %d LSP human-labelled people", n)
+        if labeler is not None:
+            total = _expected_frames(paths, every, max_frames_per_video)
+            frames = iter_frames(paths, every, max_frames_per_video)
+            for frame in tqdm(frames, total=total, unit="frame", disable=None if progress else True):
+                frames_seen += 1
+                people = labeler(frame.image)
+                if people or keep_empty:
+                    image_id = writer.add_image(frame.image, frame.name)
+                    for person in people:
+                        writer.add_person(
+                            image_id,
+                            person["box"],
+                            person["box_score"],
+                            person["keypoints"],
+                            settings.teacher,
+                            person["kpt_scores"],
+                        )
+                writer.step()
+    finally:
+        writer.info["frames_seen"] = frames_seen
+        writer.flush()
+    return {
+        "annotations_file": str(writer.path),
+        "frames_seen": frames_seen,
+        "images": len(writer.images),
+        "annotations": len(writer.annotations),
+        "sources": dict(writer.sources),
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sdpose_core.pseudo_label",
+        description="Write a COCO keypoint file from unlabelled images/videos with a teacher pose model.",
+    )
+    parser.add_argument("--inputs", nargs="+", default=[], metavar="PATH", help="images, folders, videos")
+    parser.add_argument("--output-dir", required=True, metavar="DIR", help="gets annotations.json + images/")
+    parser.add_argument("--teacher", choices=sorted(_DEFAULT_MODELS), default="movenet")
+    parser.add_argument("--teacher-model", metavar="PATH", help="teacher ONNX (default: shared/data/models)")
+    parser.add_argument("--detector-model", metavar="PATH", help="yolo11n-pose.onnx for the boxes")
+    parser.add_argument("--every", type=int, default=1, metavar="N", help="video frame step")
+    parser.add_argument("--max-frames-per-video", type=int, default=None, metavar="N")
+    parser.add_argument("--min-kpt-score", type=float, default=0.3)
+    parser.add_argument("--min-kpts", type=int, default=6, help="confident joints a person needs")
+    parser.add_argument("--min-box-score", type=float, default=0.5)
+    parser.add_argument("--min-box-height", type=float, default=32.0, help="skip smaller people (px)")
+    parser.add_argument("--flip-tta", action="store_true", help="keep joints the mirrored pass agrees on")
+    parser.add_argument("--flip-agree", type=float, default=DEFAULT_FLIP_AGREE, help="fraction of box size")
+    parser.add_argument("--det-size", type=int, default=640, help="YOLO input size (960-1280: small people)")
+    parser.add_argument("--lsp", metavar="DIR", help="add LSP human labels (folder with joints.mat)")
+    parser.add_argument("--keep-empty", action="store_true", help="also copy frames with nobody kept")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing annotations.json")
+    parser.add_argument(
+        "--merge", nargs="+", metavar="JSON", help="instead of labelling, merge these COCO keypoint files"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out_dir = Path(args.output_dir)
+    target = out_dir / "annotations.json"
+    if target.exists() and not args.overwrite:
+        raise UserError(f"{target} exists; pass --overwrite or choose another --output-dir")
+    if args.merge:
+        if args.inputs or args.lsp:
+            raise UserError("--merge cannot be combined with --inputs or --lsp")
+        merged = merge_annotation_files(args.merge, target)
+        print(
+            f"merged {len(args.merge)} files: {len(merged['annotations'])} people on "
+            f"{len(merged['images'])} images -> {target}"
+        )
+        return 0
+    if args.every < 1 or (args.max_frames_per_video is not None and args.max_frames_per_video < 1):
+        raise UserError("--every and --max-frames-per-video must be >= 1")
+    settings = LabelSettings(
+        teacher=args.teacher,
+        min_kpt_score=args.min_kpt_score,
+        min_kpts=args.min_kpts,
+        min_box_score=args.min_box_score,
+        min_box_height=args.min_box_height,
+        flip_tta=args.flip_tta,
+        flip_agree=args.flip_agree,
+        det_size=args.det_size,
+    )
+    summary = pseudo_label(
+        args.inputs,
+        out_dir,
+        settings,
+        teacher_model=args.teacher_model,
+        detector_model=args.detector_model,
+        every=args.every,
+        max_frames_per_video=args.max_frames_per_video,
+        lsp_dir=args.lsp,
+        keep_empty=args.keep_empty,
+        threads=args.threads,
+    )
+    sources = ", ".join(f"{k}: {v}" for k, v in sorted(summary["sources"].items())) or "none"
+    print(
+        f"wrote {summary['annotations']} people ({sources}) on {summary['images']} images "
+        f"from {summary['frames_seen']} frames -> {summary['annotations_file']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,322 @@
+"""Data pipeline: targets, MMPose-order augmentation, COCO dataset, loader and errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sdpose_core.config import ConfigError, from_dict
+from sdpose_core.data import (
+    CocoKeypointDataset,
+    DataConfig,
+    DataError,
+    build_loader,
+    crop_matrices,
+    gaussian_targets,
+    random_scale_rotation,
+    set_loader_epoch,
+)
+from sdpose_core.data import coco as coco_module
+from sdpose_core.decode import dark_refine, get_max_preds
+from sdpose_core.geometry import apply_affine, box_xywh_to_xyxy, boxes_to_center_scale, get_affine_matrix
+
+NO_AUG = dict(shift_prob=0.0, flip_prob=0.0, half_body_prob=0.0, scale_factor=0.0, rot_prob=0.0)
+
+
+@pytest.fixture(scope="module")
+def coco_dir(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "coco_sample"
+
+
+def _coco(coco_dir: Path, **kwargs) -> CocoKeypointDataset:
+    return CocoKeypointDataset(coco_dir / "test_coco.json", coco_dir, **kwargs)
+
+
+def _decode(target: np.ndarray) -> np.ndarray:
+    """(K,H,W) -> (K,2) DARK-refined peak positions in heatmap pixels."""
+    coords, _ = get_max_preds(target[None])
+    return dark_refine(coords, target[None])[0]
+
+
+# ------------------------------------------------------------------------------ targets
+def test_unbiased_target_peak_is_subpixel_exact() -> None:
+    joints = np.array([[101.3, 77.9], [40.6, 203.1]])
+    target, weight = gaussian_targets(joints, np.ones(2))
+    assert target.shape == (2, 64, 48) and target.dtype == np.float32
+    assert weight.shape == (2, 1) and weight.dtype == np.float32 and weight.ravel().tolist() == [1, 1]
+    np.testing.assert_allclose(_decode(target), joints / 4.0, atol=0.05)
+    # Full-map Gaussian (no window), values from the formula.
+    y, x = 3, 40
+    expected = np.exp(-((x - 101.3 / 4) ** 2 + (y - 77.9 / 4) ** 2) / 8.0)
+    assert target[0, y, x] == pytest.approx(expected, rel=1e-5) and target[0, y, x] > 0
+
+
+def test_target_weight_invisible_and_outside() -> None:
+    # invisible; far outside; just outside but 3-sigma window overlaps (MMPose keeps it).
+    joints = np.array([[96.0, 128.0], [400.0, 128.0], [-20.0, 128.0], [96.0, 128.0]])
+    target, weight = gaussian_targets(joints, np.array([0, 1, 1, 1]))
+    assert weight.ravel().tolist() == [0, 0, 1, 1]
+    assert not target[0].any() and not target[1].any()  # MMPose does not fill weight-0 maps
+    assert target[2].max() > 0
+
+
+def _classic_reference(joints: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+    """Per-joint loop: rounded centre, 13x13 window clipped to the 48x64 map."""
+    out = np.zeros((len(joints), 64, 48), np.float32)
+    for k, (jx, jy) in enumerate(joints):
+        mx, my = int(jx / 4 + 0.5), int(jy / 4 + 0.5)
+        for yy in range(max(0, my - 6), min(64, my + 7)):
+            for xx in range(max(0, mx - 6), min(48, mx + 7)):
+                out[k, yy, xx] = np.exp(-((xx - mx) ** 2 + (yy - my) ** 2) / (2 * sigma**2))
+    return out
+
+
+def test_classic_target_matches_window_reference() -> None:
+    joints = np.array([[101.3, 77.9], [2.0, 250.0], [190.0, 3.0]])
+    target, weight = gaussian_targets(joints, np.ones(3), unbiased=False)
+    assert weight.ravel().tolist() == [1, 1, 1]
+    np.testing.assert_allclose(target, _classic_reference(joints), atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ config
+def test_data_config_from_dict() -> None:
+    cfg = from_dict(DataConfig, {"flip_prob": 0.0, "image_size": [192, 256]})
+    assert cfg.flip_prob == 0.0 and cfg.image_size == (192, 256) and cfg.aspect_ratio == 0.75
+    with pytest.raises(ConfigError):
+        from_dict(DataConfig, {"flip_probability": 0.5})
+    with pytest.raises(ConfigError):
+        from_dict(DataConfig, {"use_udp": True})
+
+
+def test_scale_rotation_ranges() -> None:
+    rng = np.random.default_rng(0)
+    draws = [random_scale_rotation(np.ones(2), rng) for _ in range(400)]
+    factors = np.array([s[0] for s, _ in draws])
+    rots = np.array([r for _, r in draws])
+    assert factors.min() >= 0.65 and factors.max() <= 1.35
+    assert np.abs(rots).max() <= 90 and 0.45 < np.mean(rots != 0) < 0.75
+
+
+# ------------------------------------------------------------------------------ dataset on COCO sample
+def test_train_sample_shapes_and_dtypes(coco_dir: Path) -> None:
+    ds = _coco(coco_dir, train=True)
+    assert len(ds) == 12
+    s = ds[0]
+    assert s["image"].shape == (3, 256, 192) and s["image"].dtype == torch.float32
+    assert s["target"].shape == (17, 64, 48) and s["target"].dtype == torch.float32
+    assert s["target_weight"].shape == (17, 1) and s["joints"].shape == (17, 3)
+    assert s["center"].shape == (2,) and s["scale"].shape == (2,)
+    assert s["image_id"] == 785 and s["bbox_score"] == 1.0 and s["index"] == 0
+    assert isinstance(s["rotation"], float)
+
+
+def test_no_augmentation_targets_land_on_gt_joints(coco_dir: Path) -> None:
+    ds = _coco(coco_dir, train=True, cfg=DataConfig(**NO_AUG))
+    ann = json.loads((coco_dir / "test_coco.json").read_text())["annotations"][0]
+    s = ds[0]
+    center, scale = boxes_to_center_scale(box_xywh_to_xyxy(np.array(ann["bbox"]) - [0, 0, 1, 1]))
+    np.testing.assert_allclose(s["center"].numpy(), center[0], atol=1e-9)
+    np.testing.assert_allclose(s["scale"].numpy(), scale[0], atol=1e-9)
+    assert s["rotation"] == 0.0
+    kpts = np.array(ann["keypoints"], dtype=np.float64).reshape(17, 3)
+    expected = apply_affine(kpts[:, :2], get_affine_matrix(center[0], scale[0], 0.0, (192, 256)))
+    np.testing.assert_allclose(s["joints"][:, :2].numpy(), expected, atol=1e-3)
+    inside = s["target_weight"].numpy().ravel() > 0
+    assert inside.sum() >= 15
+    np.testing.assert_allclose(_decode(s["target"].numpy())[inside], expected[inside] / 4, atol=0.05)
+
+
+def test_flip_moves_left_wrist_into_right_channel(coco_dir: Path) -> None:
+    ds = _coco(coco_dir, train=True, cfg=DataConfig(**{**NO_AUG, "flip_prob": 1.0}))
+    ann = json.loads((coco_dir / "test_coco.json").read_text())["annotations"][0]
+    kpts = np.array(ann["keypoints"], dtype=np.float64).reshape(17, 3)
+    s = ds[0]
+    width = 640  # image 785
+    center, scale = boxes_to_center_scale(box_xywh_to_xyxy(np.array(ann["bbox"]) - [0, 0, 1, 1]))
+    mirrored = center[0].copy()
+    mirrored[0] = width - 1 - mirrored[0]
+    np.testing.assert_allclose(s["center"].numpy(), mirrored, atol=1e-9)
+    lw = kpts[9, :2].copy()
+    lw[0] = width - 1 - lw[0]
+    expected = apply_affine(lw, get_affine_matrix(mirrored, scale[0], 0.0, (192, 256)))
+    np.testing.assert_allclose(s["joints"][10, :2].numpy(), expected, atol=1e-3)
+    np.testing.assert_allclose(_decode(s["target"].numpy())[10], expected / 4, atol=0.05)
+
+
+def test_flip_crop_equals_flipping_the_whole_image(coco_dir: Path) -> None:
+    image = cv2.imread(str(coco_dir / "000000000785.jpg"))
+    width = image.shape[1]
+    center, scale, rot = np.array([379.0, 210.0]), np.array([1.4, 1.87]), 17.0
+    _, image_matrix = crop_matrices(center, scale, rot, (192, 256), flip_width=width)
+    ours = cv2.warpAffine(image, image_matrix, (192, 256), flags=cv2.INTER_LINEAR)
+    mmpose = cv2.warpAffine(
+        np.ascontiguousarray(image[:, ::-1]),
+        get_affine_matrix(center, scale, rot, (192, 256)),
+        (192, 256),
+        flags=cv2.INTER_LINEAR,
+    )
+    assert np.abs(ours.astype(int) - mmpose.astype(int)).max() <= 1
+
+
+def test_same_seed_epoch_index_reproduces(coco_dir: Path) -> None:
+    ds = _coco(coco_dir, train=True, seed=3)
+    a, b = ds[5], ds[5]
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["joints"], b["joints"])
+    outs = []
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        outs.append(ds[5]["center"].numpy())
+    assert ds.epoch == 3 and len({tuple(o) for o in outs}) > 1
+
+
+def test_image_decoded_once_per_sample(coco_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = cv2.imread
+
+    def counting(path: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+        calls.append(path)
+        return real(path, flags)
+
+    ds = _coco(coco_dir, train=True)
+    monkeypatch.setattr(coco_module.cv2, "imread", counting)
+    ds[0]
+    ds[3]
+    assert len(calls) == 2
+
+
+# ------------------------------------------------------------------------------ synthetic alignment
+def _synthetic(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A 400x300 black image with white dots at 17 distinct joints, plus its COCO json."""
+    rng = np.random.default_rng(1)
+    joints = np.column_stack([rng.uniform(150, 250, 17), rng.uniform(60, 240, 17)])
+    image = np.zeros((300, 400, 3), np.uint8)
+    for x, y in joints:
+        cv2.circle(image, (round(x), round(y)), 3, (255, 255, 255), -1)
+    cv2.imwrite(str(tmp_path / "dots.png"), image)
+    joints = np.round(joints)
+    kpts = np.column_stack([joints, np.full(17, 2)]).ravel().tolist()
+    coco = {
+        "images": [{"id": 1, "file_name": "sub/dots.png", "width": 400, "height": 300}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "num_keypoints": 17, "area": 1.0,
+             "bbox": [140.0, 50.0, 120.0, 200.0], "keypoints": kpts}
+        ],
+    }  # fmt: skip
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    return tmp_path / "ann.json", joints
+
+
+@pytest.mark.parametrize("cfg", [DataConfig(**{**NO_AUG, "rot_prob": 1.0}), DataConfig()], ids=["rot", "all"])
+def test_augmented_image_and_joints_stay_aligned(tmp_path: Path, cfg: DataConfig) -> None:
+    ann, _ = _synthetic(tmp_path)
+    ds = CocoKeypointDataset(ann, tmp_path, train=True, cfg=cfg)  # "sub/" is dropped to find the file
+    rotations = []
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        s = ds[0]
+        rotations.append(s["rotation"])
+        brightness = s["image"].numpy().mean(axis=0)  # normalised; white ~ +2, black ~ -1.8
+        weight = s["target_weight"].numpy().ravel()
+        peaks = get_max_preds(s["target"].numpy()[None])[0][0]  # integer argmax, heatmap px
+        for k in np.nonzero(weight)[0]:
+            x, y = s["joints"][k, :2].numpy()
+            if not (1 <= x < 188 and 1 <= y < 252):  # on both the crop and the heatmap grid
+                continue
+            assert np.abs(peaks[k] - (x / 4, y / 4)).max() <= 0.5 + 1e-4  # target peak on the joint
+            assert brightness[round(y), round(x)] > 1.0, (epoch, k)
+    assert any(abs(r) > 5 for r in rotations)
+
+
+# ------------------------------------------------------------------------------ validation modes
+def test_val_gt_boxes_one_sample_per_person(coco_dir: Path) -> None:
+    ds = _coco(coco_dir, train=False)
+    assert len(ds) == 12  # 14 annotations, 12 with keypoints (MMPose drops num_keypoints == 0)
+    s = ds[1]
+    assert s["rotation"] == 0.0 and s["bbox_score"] == 1.0
+
+
+@pytest.mark.parametrize("thr", [0.0, 0.5])
+def test_val_det_boxes(coco_dir: Path, thr: float) -> None:
+    dets = json.loads((coco_dir / "test_coco_det_AP_H_56.json").read_text())
+    ds = _coco(coco_dir, train=False, det_file=coco_dir / "test_coco_det_AP_H_56.json", det_score_thr=thr)
+    assert len(ds) == sum(d["score"] >= thr for d in dets)
+    s = ds[0]
+    center, scale = boxes_to_center_scale(box_xywh_to_xyxy(np.array(dets[0]["bbox"])))
+    np.testing.assert_allclose(s["center"].numpy(), center[0])
+    np.testing.assert_allclose(s["scale"].numpy(), scale[0])
+    assert s["bbox_score"] == pytest.approx(dets[0]["score"]) and s["image_id"] == dets[0]["image_id"]
+    assert not s["target_weight"].any()
+
+
+def test_humanart_prefix_resolution(shared_dir: Path) -> None:
+    root = shared_dir / "data" / "humanart"
+    ds = CocoKeypointDataset(root / "test_humanart.json", root, train=False, strip_prefix="HumanArt/images/")
+    assert len(ds) == 4 and ds.image_path(0).is_file()
+
+
+# ------------------------------------------------------------------------------ errors
+def _one_line(exc: pytest.ExceptionInfo[DataError]) -> str:
+    message = str(exc.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_annotation_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as exc:
+        CocoKeypointDataset(tmp_path / "nope.json", tmp_path, train=True)
+    assert "nope.json" in _one_line(exc)
+
+
+def test_not_coco_and_no_people(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(DataError) as exc:
+        CocoKeypointDataset(tmp_path / "bad.json", tmp_path, train=True)
+    assert "not COCO" in _one_line(exc)
+    (tmp_path / "empty.json").write_text(json.dumps({"images": [], "annotations": []}))
+    with pytest.raises(DataError) as exc:
+        CocoKeypointDataset(tmp_path / "empty.json", tmp_path, train=True)
+    assert "has no people with keypoints" in _one_line(exc)
+
+
+def test_missing_image_folder_and_image(coco_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError) as exc:
+        CocoKeypointDataset(coco_dir / "test_coco.json", tmp_path / "missing", train=True)
+    assert "image folder" in _one_line(exc)
+    with pytest.raises(DataError) as exc:  # empty folder: caught when the dataset is built
+        CocoKeypointDataset(coco_dir / "test_coco.json", tmp_path, train=True)
+    assert "000000000785.jpg" in _one_line(exc)
+    shutil.copy(coco_dir / "000000000785.jpg", tmp_path)
+    ds = CocoKeypointDataset(coco_dir / "test_coco.json", tmp_path, train=True)
+    ds[0]
+    other = next(i for i, r in enumerate(ds.records) if r.image_id != 785)
+    with pytest.raises(DataError) as exc:  # ... or when the sample is read
+        ds[other]
+    assert "image not found" in _one_line(exc)
+    (tmp_path / "000000000785.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError) as exc:
+        ds[0]
+    assert "cannot read image" in _one_line(exc)
+
+
+# ------------------------------------------------------------------------------ loader
+def test_loader_with_two_workers(coco_dir: Path) -> None:
+    ds = _coco(coco_dir, train=True)
+    loader = build_loader(ds, batch_size=4, shuffle=True, workers=2, drop_last=True)
+    assert loader.persistent_workers
+    orders = []
+    for epoch in (1, 2):  # the epoch must reach the persistent workers
+        set_loader_epoch(loader, epoch)
+        batches = list(loader)
+        assert len(batches) == 3
+        batch = batches[-1]
+        assert batch["image"].shape == (4, 3, 256, 192) and batch["target"].shape == (4, 17, 64, 48)
+        i = int(batch["index"][0])
+        np.testing.assert_array_equal(batch["joints"][0].numpy(), ds[i]["joints"].numpy())
+        orders.append(torch.cat([b["index"] for b in batches]).tolist())
+    assert sorted(orders[0]) == list(range(12)) and orders[0] != orders[1]
