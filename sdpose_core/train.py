@@ -1,0 +1,379 @@
+"""Train an SDPose variant: every MCT cycle supervised by the GT heatmaps plus token
+self-distillation between consecutive cycles (spec section 6).
+
+    python -m sdpose_core.train --config configs/sdpose_t.yaml --data-root DIR \\
+        --train-ann FILE --val-ann FILE --work-dir DIR [--epochs N] [--batch-size B] \\
+        [--device cpu|cuda] [--resume]
+
+Multi-GPU: the same command under `torchrun --nproc_per_node K` (PyTorch DDP). The work dir
+gets `log.jsonl` (one line per epoch), `curves.png`, `latest.pth` and `best.pth` (our
+checkpoint format, written atomically; `load_checkpoint` and the app read them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from sdpose_core.checkpoint import load_checkpoint, read_checkpoint_file, save_checkpoint
+from sdpose_core.cli import UserError, run_cli
+from sdpose_core.data import CocoKeypointDataset, DataError, build_loader, set_loader_epoch
+from sdpose_core.evaluation import coco_keypoint_eval, format_table, predict_dataset
+from sdpose_core.losses import LossWeights, SDPoseLoss
+from sdpose_core.models import build_model
+from sdpose_core.recipe import Recipe, load_recipe
+
+__all__ = ["TrainingDiverged", "TrainPaths", "Trainer", "plot_log", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being finite; the message names the step and the last good checkpoint."""
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    """Where the data is and where results go."""
+
+    data_root: Path
+    train_ann: Path
+    work_dir: Path
+    val_ann: Path | None = None
+    val_root: Path | None = None  # defaults to data_root
+    val_det: Path | None = None  # person detections for validation (else GT boxes)
+
+
+def _distributed() -> tuple[bool, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world > 1, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _check_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was requested but CUDA is not available here; use --device cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """One training run: model, data, optimiser, schedule, logging, checkpoints, validation."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        paths: TrainPaths,
+        device: str = "cpu",
+        resume: bool = False,
+        init_weights: str | None = None,
+        max_steps_per_epoch: int | None = None,
+        show_progress: bool = True,
+        cpu_amp: bool = False,
+    ) -> None:
+        self.recipe, self.paths, self.cfg = recipe, paths, recipe.train
+        self.distributed, self.rank, local_rank = _distributed()
+        if self.distributed:
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+            if device.startswith("cuda"):
+                device = f"cuda:{local_rank}"
+                torch.cuda.set_device(local_rank)
+        self.device = _check_device(device)
+        self.is_main = self.rank == 0
+        self.max_steps = max_steps_per_epoch
+        self.show_progress = show_progress and self.is_main
+        self.use_amp = self.cfg.amp and (self.device.type == "cuda" or cpu_amp)
+
+        torch.manual_seed(self.cfg.seed)  # identical initial weights on every rank
+        self.model = build_model(recipe.model).to(self.device)
+        if init_weights:
+            load_checkpoint(self.model, init_weights)
+            logger.info("initialised from %s", init_weights)
+        self.net: torch.nn.Module = self.model
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.criterion = SDPoseLoss(
+            LossWeights(self.cfg.heatmap_weight, self.cfg.vis_dist_weight, self.cfg.kpt_dist_weight)
+        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+
+        try:
+            self.train_set = CocoKeypointDataset(
+                paths.train_ann, paths.data_root, train=True, cfg=recipe.data, seed=self.cfg.seed
+            )
+            self.val_set = None
+            if paths.val_ann is not None and self.is_main:
+                self.val_set = CocoKeypointDataset(
+                    paths.val_ann,
+                    paths.val_root or paths.data_root,
+                    train=False,
+                    det_file=paths.val_det,
+                    det_score_thr=recipe.evaluation.det_score_thr,
+                    cfg=recipe.data,
+                )
+        except DataError as exc:
+            raise UserError(str(exc)) from None
+        self.loader = build_loader(
+            self.train_set,
+            self.cfg.batch_size,
+            shuffle=True,
+            workers=self.cfg.workers,
+            distributed=self.distributed,
+            drop_last=len(self.train_set) >= 2 * self.cfg.batch_size,
+            seed=self.cfg.seed,
+        )
+        self.epoch = 0  # epochs completed
+        self.iteration = 0  # optimiser steps taken
+        self.best_ap = -1.0
+        paths.work_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = paths.work_dir / "log.jsonl"
+        if resume:
+            self._resume()
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @property
+    def latest(self) -> Path:
+        return self.paths.work_dir / "latest.pth"
+
+    @property
+    def best(self) -> Path:
+        return self.paths.work_dir / "best.pth"
+
+    def _save(self, path: Path, metrics: dict[str, Any]) -> None:
+        save_checkpoint(
+            path,
+            self.model,
+            epoch=self.epoch,
+            iteration=self.iteration,
+            best_ap=self.best_ap,
+            optimizer=self.optimizer.state_dict(),
+            recipe=self.recipe.to_dict(),
+            metrics=metrics,
+        )
+
+    def _resume(self) -> None:
+        if not self.latest.is_file():
+            raise UserError(f"--resume: no checkpoint at {self.latest}; start without --resume")
+        checkpoint = read_checkpoint_file(self.latest)
+        load_checkpoint(self.model, checkpoint)
+        if "optimizer" not in checkpoint:
+            raise UserError(f"{self.latest} has no optimiser state, so it cannot be resumed")
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.epoch, self.iteration = int(checkpoint["epoch"]), int(checkpoint["iteration"])
+        self.best_ap = float(checkpoint.get("best_ap", -1.0))
+        logger.info("resumed from %s at epoch %d (iteration %d)", self.latest, self.epoch, self.iteration)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _autocast(self):
+        if not self.use_amp:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def train_epoch(self) -> dict[str, float]:
+        from tqdm import tqdm
+
+        self.net.train()
+        set_loader_epoch(self.loader, self.epoch)
+        totals: dict[str, float] = {}
+        seen, steps, start = 0, 0, time.perf_counter()
+        total_steps = len(self.loader) if self.max_steps is None else min(len(self.loader), self.max_steps)
+        bar = tqdm(
+            total=total_steps,
+            desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+            disable=not self.show_progress,
+            unit="batch",
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
+        for batch in self.loader:
+            if steps == total_steps:
+                break
+            lr = self.cfg.lr_at(self.epoch, self.iteration)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            images = batch["image"].to(self.device, non_blocking=True)
+            target = batch["target"].to(self.device, non_blocking=True)
+            weight = batch["target_weight"].to(self.device, non_blocking=True)
+            with self._autocast():
+                outputs = self.net(images)
+            losses = self.criterion(outputs, target, weight)
+            loss = losses["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at epoch {self.epoch + 1}, step {steps + 1} (iteration "
+                    f"{self.iteration + 1}); training stopped, the last good checkpoint is {self.latest}"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.iteration += 1
+            steps += 1
+            seen += images.shape[0]
+            for name, value in losses.items():
+                totals[name] = totals.get(name, 0.0) + float(value.detach())
+            bar.update(1)
+            if steps % max(1, min(self.cfg.log_interval, 10)) == 0:
+                bar.set_postfix(loss=f"{float(loss):.5f}", lr=f"{lr:.1e}", refresh=False)
+        bar.close()
+        elapsed = time.perf_counter() - start
+        world = dist.get_world_size() if self.distributed else 1
+        metrics = {name: total / max(steps, 1) for name, total in totals.items()}
+        metrics.update(lr=lr if steps else 0.0, images_per_s=seen * world / max(elapsed, 1e-9), steps=steps)
+        return metrics
+
+    def validate(self) -> dict[str, float]:
+        ev = self.recipe.evaluation
+        results = predict_dataset(
+            self.model,
+            self.val_set,
+            ev.batch_size,
+            self.device,
+            ev.flip_test,
+            vis_thr=ev.vis_thr,
+            oks_thr=ev.oks_thr,
+        )
+        return coco_keypoint_eval(self.paths.val_ann, results)
+
+    def fit(self) -> dict[str, Any]:
+        """Train to `cfg.epochs`, validating every `val_interval` epochs and at the end."""
+        last: dict[str, Any] = {}
+        while self.epoch < self.cfg.epochs:
+            metrics = self.train_epoch()
+            self.epoch += 1
+            record: dict[str, Any] = {"epoch": self.epoch, "iteration": self.iteration, **metrics}
+            if self.is_main:
+                due = self.epoch % self.cfg.val_interval == 0 or self.epoch == self.cfg.epochs
+                if self.val_set is not None and due:
+                    stats = self.validate()
+                    record["val"] = stats
+                    logger.info("epoch %d\n%s", self.epoch, format_table(stats, self.recipe.model.name))
+                    if stats["AP"] > self.best_ap:
+                        self.best_ap = stats["AP"]
+                        record["best"] = True
+                        self._save(self.best, record)
+                self._save(self.latest, record)
+                with open(self.log_path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                plot_log(self.log_path, self.paths.work_dir / "curves.png")
+                logger.info(
+                    "epoch %d: loss %.6f, %.1f images/s",
+                    self.epoch,
+                    metrics.get("loss", math.nan),
+                    metrics["images_per_s"],
+                )
+            last = record
+        if self.distributed:
+            dist.destroy_process_group()
+        return last
+
+
+def plot_log(log_path: Path, png_path: Path) -> None:
+    """Loss and AP curves from `log.jsonl` into a PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    fig, (ax_loss, ax_ap) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = [r["epoch"] for r in records]
+    for key in ("loss", "heatmap_loss"):
+        ax_loss.plot(epochs, [r.get(key, math.nan) for r in records], label=key)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_title("training loss")
+    ax_loss.legend()
+    val = [(r["epoch"], r["val"]["AP"]) for r in records if "val" in r]
+    if val:
+        ax_ap.plot(*zip(*val, strict=True), marker="o")
+    ax_ap.set_xlabel("epoch")
+    ax_ap.set_title("validation AP")
+    fig.tight_layout()
+    tmp = png_path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sdpose_core.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="variant name or recipe YAML (configs/)")
+    p.add_argument("--data-root", required=True, help="folder of the training images")
+    p.add_argument("--train-ann", required=True, help="COCO keypoint annotation file for training")
+    p.add_argument("--val-ann", help="COCO keypoint annotation file for validation")
+    p.add_argument("--val-root", help="folder of the validation images (default: --data-root)")
+    p.add_argument("--val-det", help="person detections (COCO results json) for validation boxes")
+    p.add_argument("--work-dir", required=True, help="where logs, curves and checkpoints go")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="per GPU")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/latest.pth")
+    p.add_argument("--init-weights", help="start from these weights (fine-tuning)")
+    p.add_argument("--max-steps-per-epoch", type=int, help="cap on steps per epoch (quick runs)")
+    p.add_argument("--cpu-amp", action="store_true", help="bf16 autocast on the CPU too (about 3x faster)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    recipe = load_recipe(args.config)
+    overrides = {
+        k: v
+        for k, v in {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "workers": args.workers,
+        }.items()
+        if v is not None
+    }
+    if overrides:
+        recipe = replace(recipe, train=replace(recipe.train, **overrides))
+    for flag in ("train_ann", "val_ann", "val_det"):
+        value = getattr(args, flag)
+        if value and not Path(value).is_file():
+            raise UserError(f"--{flag.replace('_', '-')}: file not found: {value}")
+    if not Path(args.data_root).is_dir():
+        raise UserError(f"--data-root: folder not found: {args.data_root}")
+    paths = TrainPaths(
+        Path(args.data_root),
+        Path(args.train_ann),
+        Path(args.work_dir),
+        Path(args.val_ann) if args.val_ann else None,
+        Path(args.val_root) if args.val_root else None,
+        Path(args.val_det) if args.val_det else None,
+    )
+    trainer = Trainer(
+        recipe,
+        paths,
+        args.device,
+        args.resume,
+        args.init_weights,
+        args.max_steps_per_epoch,
+        show_progress=not args.no_progress,
+        cpu_amp=args.cpu_amp,
+    )
+    try:
+        trainer.fit()
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

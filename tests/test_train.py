@@ -1,0 +1,120 @@
+"""The trainer: the loss falls on real images, resume is exact, NaN stops cleanly, bad input is one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sdpose_core.checkpoint import OUR_FORMAT, load_checkpoint, read_checkpoint_file
+from sdpose_core.cli import run_cli
+from sdpose_core.models import build_model
+from sdpose_core.recipe import load_recipe
+from sdpose_core.train import Trainer, TrainingDiverged, TrainPaths, main
+
+
+@pytest.fixture(scope="module")
+def coco(shared_dir):
+    root = shared_dir / "data" / "coco_sample"
+    return root, root / "test_coco.json"
+
+
+def _args(coco, work, *extra):
+    root, ann = coco
+    return [
+        "--config",
+        "sdpose_t_smoke",
+        "--data-root",
+        str(root),
+        "--train-ann",
+        str(ann),
+        "--work-dir",
+        str(work),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_loss_falls_and_evaluation_runs(tmp_path, coco):
+    work = tmp_path / "run"
+    assert main(_args(coco, work, "--val-ann", str(coco[1]), "--epochs", "6")) == 0
+    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(1, 7))
+    first, last = records[0]["loss"], records[-1]["loss"]
+    assert last < 0.3 * first, f"loss should fall clearly: {first:.4f} -> {last:.4f}"
+    assert records[-1]["images_per_s"] > 0
+    assert set(records[-1]["val"]) >= {"AP", "AP .5", "AR"}
+    assert (work / "curves.png").stat().st_size > 1000
+    for name in ("latest.pth", "best.pth"):
+        checkpoint = read_checkpoint_file(work / name)
+        assert checkpoint["format"] == OUR_FORMAT
+        assert load_checkpoint(build_model("sdpose_t"), checkpoint).variant == "sdpose_t"
+
+
+def test_resume_reaches_the_same_weights(tmp_path, coco):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ("--max-steps-per-epoch", "2")
+    assert main(_args(coco, straight, "--epochs", "2", *common)) == 0
+    assert main(_args(coco, split, "--epochs", "1", *common)) == 0
+    assert main(_args(coco, split, "--epochs", "2", "--resume", *common)) == 0
+    a = read_checkpoint_file(straight / "latest.pth")
+    b = read_checkpoint_file(split / "latest.pth")
+    assert a["iteration"] == b["iteration"] == 4
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), f"{key} differs after resume"
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, coco, monkeypatch):
+    root, ann = coco
+    recipe = load_recipe("sdpose_t_smoke")
+    trainer = Trainer(recipe, TrainPaths(root, ann, tmp_path), max_steps_per_epoch=2, show_progress=False)
+    trainer.train_epoch()
+    trainer.epoch = 1
+    trainer._save(trainer.latest, {"epoch": 1})
+    good = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    real = trainer.criterion
+
+    def poisoned(outputs, target, weight):
+        losses = real(outputs, target, weight)
+        losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    trainer.criterion = poisoned
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 1 \(iteration 3\).*latest\.pth"):
+        trainer.train_epoch()
+    kept = read_checkpoint_file(trainer.latest)["state_dict"]
+    assert all(torch.equal(kept[k], good[k]) for k in good), "the last good checkpoint is untouched"
+
+
+def test_bad_input_gives_one_line(tmp_path, coco, capsys):
+    root, ann = coco
+    cases = [
+        (_args(coco, tmp_path / "a", "--device", "cuda"), "CUDA is not available")
+        if not torch.cuda.is_available()
+        else None,
+        (
+            [
+                "--config",
+                "sdpose_t_smoke",
+                "--data-root",
+                str(root),
+                "--train-ann",
+                str(tmp_path / "none.json"),
+                "--work-dir",
+                str(tmp_path / "b"),
+            ],
+            "file not found",
+        ),
+        (_args((tmp_path, ann), tmp_path / "c"), "image"),
+    ]
+    empty = tmp_path / "empty.json"
+    empty.write_text(
+        json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]})
+    )
+    cases.append((_args((root, empty), tmp_path / "d"), "no people"))
+    cases.append((_args(coco, tmp_path / "e", "--resume"), "no checkpoint"))
+    for argv, message in filter(None, cases):
+        assert run_cli(main, argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "\n" not in err and message in err, err
