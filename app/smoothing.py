@@ -128,6 +128,12 @@ class KeypointSmoother(ABC):
     def update(self, track_id: int, t: float, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Feed one observation (17, 2) with scores (17,) at time `t` seconds; return (17, 2)."""
 
+    def _prepare(self, keypoints: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, ...]:
+        """float64 (17,2) keypoints, (17,) scores, and which joints may update the filter."""
+        kpts = np.asarray(keypoints, dtype=np.float64).reshape(NUM_JOINTS, 2)
+        conf = np.asarray(scores, dtype=np.float64).reshape(NUM_JOINTS)
+        return kpts, conf, (conf >= self.config.min_score) & np.isfinite(kpts).all(axis=1)
+
     def drop(self, track_id: int) -> None:
         """Forget a track (the tracker deleted it)."""
         self._state.pop(track_id, None)
@@ -169,9 +175,7 @@ class KalmanSmoother(KeypointSmoother):
 
     def update(self, track_id: int, t: float, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
         cfg = self.config
-        kpts = np.asarray(keypoints, dtype=np.float64).reshape(NUM_JOINTS, 2)
-        conf = np.asarray(scores, dtype=np.float64).reshape(NUM_JOINTS)
-        valid = (conf >= cfg.min_score) & np.isfinite(kpts).all(axis=1)
+        kpts, conf, valid = self._prepare(keypoints, scores)
         state = self._state.get(track_id)
         scale = _person_scale(kpts, valid)
 
@@ -268,9 +272,7 @@ class OneEuroSmoother(KeypointSmoother):
 
     def update(self, track_id: int, t: float, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
         cfg = self.config
-        kpts = np.asarray(keypoints, dtype=np.float64).reshape(NUM_JOINTS, 2)
-        conf = np.asarray(scores, dtype=np.float64).reshape(NUM_JOINTS)
-        valid = (conf >= cfg.min_score) & np.isfinite(kpts).all(axis=1)
+        kpts, conf, valid = self._prepare(keypoints, scores)
         state = self._state.get(track_id)
         if state is None:
             state = _EuroTrack(

@@ -38,6 +38,7 @@ class TrainConfig:
     vis_dist_weight: float = 5e-6
     kpt_dist_weight: float = 5e-6
     log_interval: int = 50
+    max_steps_per_epoch: int | None = None  # shorter "epochs" for small budgets (checkpoints, validation)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.val_interval < 1:

@@ -90,7 +90,7 @@ class Trainer:
                 torch.cuda.set_device(local_rank)
         self.device = _check_device(device)
         self.is_main = self.rank == 0
-        self.max_steps = max_steps_per_epoch
+        self.max_steps = max_steps_per_epoch or recipe.train.max_steps_per_epoch
         self.show_progress = show_progress and self.is_main
         self.use_amp = self.cfg.amp and (self.device.type == "cuda" or cpu_amp)
 

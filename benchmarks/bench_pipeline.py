@@ -1,0 +1,127 @@
+"""End-to-end FPS and per-stage latency of the app's pipeline on real videos.
+
+    .venv/bin/python benchmarks/bench_pipeline.py [--weights PATH] [--frames 150] [--threads 2]
+
+Runs `python main.py --headless`'s pipeline (detector -> SDPose-T -> tracker -> JSONL writer)
+for torch vs ONNX Runtime and detection every frame vs every 5th, on `vtest.mp4` and
+`sports2d_demo.mp4`, then times the pose engine alone with 1, 2, 4 and 8 people per frame.
+The machines are shared and noisy: compare rows within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.cli import build_pipeline  # noqa: E402
+from app.engine import PoseEngine  # noqa: E402
+from app.exporters import JsonlWriter  # noqa: E402
+from app.pipeline import AppConfig  # noqa: E402
+from app.sources import open_source  # noqa: E402
+
+VIDEOS = {
+    "sports2d_demo.mp4": 640,  # 2 people, large: the default detector size
+    "vtest.mp4": 960,  # 4-7 small pedestrians: needs a bigger detector input
+}
+STAGES = ("read", "detect", "crop", "pose", "decode", "track", "write")
+
+
+def run_video(path: Path, cfg: AppConfig, weights: str | None, frames: int, warmup: int = 5) -> dict:
+    pipeline = build_pipeline(cfg, weights, None, None)
+    totals: dict[str, list[float]] = defaultdict(list)
+    people = []
+    with open_source(str(path)) as source, tempfile.TemporaryDirectory() as tmp:
+        writer = JsonlWriter(Path(tmp) / "poses.jsonl")
+        start = None
+        for i, result in enumerate(pipeline.run(source)):
+            t0 = time.perf_counter()
+            writer.write(result)
+            write_ms = (time.perf_counter() - t0) * 1e3
+            if i == warmup:
+                start = time.perf_counter()
+            if i >= warmup:
+                for stage in STAGES:
+                    totals[stage].append(result.timings.get(stage, write_ms if stage == "write" else 0.0))
+                people.append(len(result))
+            if i + 1 >= frames + warmup:
+                break
+        elapsed = time.perf_counter() - start
+        writer.close()
+    n = len(people)
+    return {
+        "fps": n / elapsed,
+        "people": float(np.mean(people)),
+        **{stage: statistics.fmean(totals[stage]) for stage in STAGES},
+    }
+
+
+def crops_scaling(cfg: AppConfig, weights: str | None, backend: str, repeats: int = 20) -> dict[int, float]:
+    """Pose-engine ms per frame (crop + network + decode) with K people in one batch."""
+    engine = PoseEngine(cfg.model, weights, backend, threads=cfg.threads or None)
+    frame = np.random.default_rng(0).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    out = {}
+    for k in (1, 2, 4, 8):
+        boxes = np.array([[100 + 140 * i, 100, 220 + 140 * i, 420] for i in range(k)], np.float32)
+        for _ in range(3):
+            engine.estimate(frame, boxes)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            engine.estimate(frame, boxes)
+            times.append(time.perf_counter() - t0)
+        out[k] = statistics.median(times) * 1e3
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", help="pose checkpoint (default: the bundled weights)")
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--videos", nargs="+", default=list(VIDEOS))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    shared = REPO.parent / "shared" / "data" / "video"
+
+    print(f"{args.threads} threads, {args.frames} frames per run after 5 warm-up frames; ms per frame")
+    header = f"{'video':<18} {'backend':<6} {'det':>4} {'FPS':>6} {'people':>6} " + " ".join(
+        f"{s:>6}" for s in STAGES
+    )
+    print(header)
+    print("-" * len(header))
+    for video in args.videos:
+        for backend in ("torch", "onnx"):
+            for every in (1, 5):
+                cfg = AppConfig.load()
+                cfg.backend, cfg.threads = backend, args.threads
+                cfg.detection.every, cfg.detector.imgsz = every, VIDEOS.get(video, 640)
+                row = run_video(shared / video, cfg, args.weights, args.frames)
+                print(
+                    f"{video:<18} {backend:<6} {every:>4} {row['fps']:>6.1f} {row['people']:>6.1f} "
+                    + " ".join(f"{row[s]:>6.1f}" for s in STAGES)
+                )
+                sys.stdout.flush()
+
+    print("\npose engine alone (crop + SDPose-T + decode), ms per frame by people in the frame")
+    print(f"{'backend':<8} " + " ".join(f"{k:>3} people" for k in (1, 2, 4, 8)))
+    for backend in ("torch", "onnx"):
+        cfg = AppConfig.load()
+        cfg.threads = args.threads
+        ms = crops_scaling(cfg, args.weights, backend)
+        print(f"{backend:<8} " + " ".join(f"{ms[k]:>10.1f}" for k in (1, 2, 4, 8)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
