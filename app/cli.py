@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--format", choices=FORMATS, default="jsonl", help="format of --output (default jsonl)")
     out.add_argument("--save-video", help="write the annotated video here (.mp4 or .avi)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar (logs stay)")
+    out.add_argument(
+        "--exit-after-frames", type=int, metavar="N", help="window: quit after N frames were shown"
+    )
+    out.add_argument("--screenshot", metavar="PNG", help="window: save a picture of it here when quitting")
 
     model = parser.add_argument_group("pose model")
     model.add_argument("--config", help="app settings file (default configs/app.yaml)")

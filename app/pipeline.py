@@ -127,6 +127,11 @@ class PosePipeline:
         if self.tracker is not None:
             self.tracker.reset()
 
+    def set_schedule(self, every: int, adaptive: bool) -> None:
+        """Change the detection interval live (GUI); the next detection follows the new rule."""
+        self.schedule = replace(self.schedule, every=max(1, int(every)), adaptive=bool(adaptive))
+        self._interval = self.schedule.every
+
     def _should_detect(self) -> bool:
         return self._first or self._since_detection >= self._interval
 

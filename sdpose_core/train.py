@@ -224,7 +224,7 @@ class Trainer:
                 totals[name] = totals.get(name, 0.0) + float(value.detach())
             bar.update(1)
             if steps % max(1, min(self.cfg.log_interval, 10)) == 0:
-                bar.set_postfix(loss=f"{float(loss):.5f}", lr=f"{lr:.1e}", refresh=False)
+                bar.set_postfix(loss=f"{loss.item():.5f}", lr=f"{lr:.1e}", refresh=False)
         bar.close()
         elapsed = time.perf_counter() - start
         world = dist.get_world_size() if self.distributed else 1

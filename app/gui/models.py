@@ -1,0 +1,107 @@
+"""What the worker needs to (re)build the pose pipeline, and the errors a rebuild may raise.
+
+Kept apart from the worker loop so that changing the model, backend or weights from the window
+is one small, testable function: only the engine is rebuilt; detector and tracker (with its ids)
+stay.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from app.detector import DetectorError, PersonDetector
+from app.engine import EngineError, PoseEngine
+from app.pipeline import AppConfig, DetectionSchedule, PosePipeline
+from app.smoothing import KalmanSmoother, KeypointSmoother, NoSmoother, OneEuroSmoother, make_smoother
+from app.sources import SourceError
+from app.tracker import Tracker, TrackerConfig
+from sdpose_core.cli import EXPECTED_ERRORS
+
+__all__ = [
+    "BUILD_ERRORS",
+    "DetectorFactory",
+    "EngineSpec",
+    "build_engine",
+    "build_pipeline",
+    "build_tracker",
+    "default_detector_factory",
+    "set_schedule",
+    "set_smoothing",
+]
+
+logger = logging.getLogger(__name__)
+
+# Failures that are the user's to fix (weights, model name, detector file): shown as one line.
+BUILD_ERRORS = (*EXPECTED_ERRORS, EngineError, DetectorError, SourceError, ValueError)
+
+DetectorFactory = Callable[[], Callable[[Any], Any]]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything that decides which engine runs; equal specs mean no rebuild is needed."""
+
+    model: str
+    backend: str
+    device: str
+    weights: str | None
+    threads: int | None = None
+
+    @classmethod
+    def from_config(cls, cfg: AppConfig, weights: str | None) -> EngineSpec:
+        return cls(cfg.model, cfg.backend, cfg.device, weights or None, cfg.threads or None)
+
+    def label(self) -> str:
+        return f"{self.model} · {self.backend} · {self.device}"
+
+
+def build_engine(spec: EngineSpec, flip_test: bool) -> PoseEngine:
+    """A new engine; raises `EngineError` / `ConfigError` / `CheckpointError` with one line."""
+    return PoseEngine(spec.model, spec.weights, spec.backend, spec.device, flip_test, spec.threads)
+
+
+def default_detector_factory(cfg: AppConfig, path: str | None) -> DetectorFactory:
+    def make() -> PersonDetector:
+        d = cfg.detector
+        return PersonDetector(path, d.imgsz, d.conf, d.iou, cfg.device, d.max_people)
+
+    return make
+
+
+def build_tracker(kind: str, strength: float) -> Tracker:
+    """The tracker of `configs/tracker.yaml` with the window's smoothing kind and strength."""
+    config = TrackerConfig.load()
+    config = replace(config, smoothing=replace(config.smoothing, kind=kind, strength=strength))
+    return Tracker(config)
+
+
+def set_smoothing(tracker: Tracker, kind: str, strength: float) -> None:
+    """Swap the filter only when its kind changes (a swap restarts its state); else retune it."""
+    wanted: type[KeypointSmoother] = {"kalman": KalmanSmoother, "oneeuro": OneEuroSmoother}.get(
+        kind, NoSmoother
+    )
+    if type(tracker.smoother) is not wanted:
+        config = replace(tracker.config.smoothing, kind=kind, strength=strength)
+        tracker.set_smoother(make_smoother(kind, config))  # type: ignore[arg-type]
+    tracker.smoother.set_strength(strength)
+
+
+def set_schedule(pipeline: PosePipeline, every: int, adaptive: bool) -> None:
+    """Apply a new detection interval to the running pipeline (takes effect on the next frame)."""
+    pipeline.set_schedule(every, adaptive)
+
+
+def build_pipeline(
+    spec: EngineSpec,
+    flip_test: bool,
+    detector_factory: DetectorFactory,
+    schedule: DetectionSchedule,
+    smoothing: str,
+    strength: float,
+) -> PosePipeline:
+    engine = build_engine(spec, flip_test)
+    detector = detector_factory()
+    return PosePipeline(detector, engine, build_tracker(smoothing, strength), schedule)
