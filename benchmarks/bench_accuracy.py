@@ -1,0 +1,356 @@
+"""Accuracy of our pose model vs the MoveNet Thunder teacher on held-out, human-labelled people.
+
+    .venv/bin/python benchmarks/bench_accuracy.py [--weights PATH] [--model sdpose_t] [--flip-test]
+        [--backend onnx|torch] [--threads 1] [--with-yolo] [--json PATH] [--self-check]
+
+Top-down with ground-truth boxes: every model gets the same GT person boxes (xyxy) of every
+image in `shared/data/` `coco_sample` (COCO-17), `crowdpose` (CrowdPose-14; its 12 limb joints
+map to COCO 5..16, the head/neck points and COCO's face slots are unlabelled) and `humanart`
+(COCO-17). Every annotated person with a box and >= 1 labelled joint counts; none of these
+images is in the training data. Metrics per set and pooled ("all"):
+
+- OKS: the COCO formula with `OKS_SIGMAS`, area = GT `area` (box w*h where absent), over the
+  labelled joints only; the table shows the mean over people.
+- PCK@0.2: a labelled joint is correct when within 0.2 x the torso size (mean of the labelled
+  shoulder-to-opposite-hip distances) of the GT, or 0.2 x half the box diagonal when no
+  diagonal is labelled; pooled over labelled joints.
+
+`--with-yolo` adds YOLO11n-pose run on the full image, matched to GT boxes by IoU (an unmatched
+person scores 0). `--self-check` scores the GT keypoints themselves (must give 1.0 and 1.0)
+and loads no model. Twenty-odd people: read the numbers as a sanity check, not a benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch load; --threads sets the rest
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATA = SHARED / "data"
+sys.path.insert(0, str(REPO))
+
+from sdpose_core.keypoints import NUM_KEYPOINTS, OKS_SIGMAS  # noqa: E402
+
+MOVENET = DATA / "models" / "movenet" / "movenet-thunder.onnx"
+YOLO = DATA / "models" / "yolo11n-pose" / "yolo11n-pose.onnx"
+PCK_ALPHA = 0.2
+# (left shoulder, right hip), (right shoulder, left hip) in COCO order.
+TORSO_DIAGONALS = ((5, 12), (6, 11))
+CROWDPOSE_NAMES = (
+    "left_shoulder right_shoulder left_elbow right_elbow left_wrist right_wrist "
+    "left_hip right_hip left_knee right_knee left_ankle right_ankle head neck"
+).split()
+COCO_NAMES = (
+    "nose left_eye right_eye left_ear right_ear left_shoulder right_shoulder left_elbow right_elbow "
+    "left_wrist right_wrist left_hip right_hip left_knee right_knee left_ankle right_ankle"
+).split()
+
+
+@dataclass
+class Person:
+    box: np.ndarray  # (4,) xyxy
+    keypoints: np.ndarray  # (17, 2) COCO order
+    labelled: np.ndarray  # (17,) bool
+    area: float
+
+
+@dataclass
+class Image:
+    path: Path
+    people: list[Person] = field(default_factory=list)
+
+
+def _load_set(json_path: Path, image_dir: Path, layout: str, strip_prefix: str = "") -> list[Image]:
+    """Images with their people in COCO-17 order; `layout` is "coco" or "crowdpose"."""
+    data = json.loads(json_path.read_text())
+    names = data["categories"][0]["keypoints"]
+    if layout == "crowdpose":
+        if names != CROWDPOSE_NAMES:
+            raise SystemExit(f"{json_path}: unexpected CrowdPose keypoint order {names}")
+        # CrowdPose 0..11 (shoulders..ankles) are COCO 5..16 in the same order; head/neck are dropped.
+        source = np.arange(12)
+        target = np.arange(5, 17)
+    else:
+        if names[:NUM_KEYPOINTS] != COCO_NAMES:
+            raise SystemExit(f"{json_path}: keypoints are not COCO-17 order: {names}")
+        source = target = np.arange(NUM_KEYPOINTS)
+    images = {}
+    for info in data["images"]:
+        name = info["file_name"]
+        if strip_prefix and name.startswith(strip_prefix):
+            name = name[len(strip_prefix) :]
+        images[info["id"]] = Image(image_dir / name)
+    for ann in data["annotations"]:
+        raw = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
+        kpts = np.zeros((NUM_KEYPOINTS, 2))
+        vis = np.zeros(NUM_KEYPOINTS)
+        kpts[target], vis[target] = raw[source, :2], raw[source, 2]
+        x, y, w, h = (float(v) for v in ann.get("bbox", (0, 0, 0, 0)))
+        if not (vis > 0).any() or w <= 0 or h <= 0:
+            continue
+        area = float(ann["area"]) if ann.get("area") else w * h
+        images[ann["image_id"]].people.append(Person(np.array([x, y, x + w, y + h]), kpts, vis > 0, area))
+    return [image for image in images.values() if image.people]
+
+
+def load_datasets() -> dict[str, list[Image]]:
+    return {
+        "coco_sample": _load_set(DATA / "coco_sample" / "test_coco.json", DATA / "coco_sample", "coco"),
+        "crowdpose": _load_set(DATA / "crowdpose" / "test_crowdpose.json", DATA / "crowdpose", "crowdpose"),
+        "humanart": _load_set(
+            DATA / "humanart" / "test_humanart.json", DATA / "humanart", "coco", "HumanArt/images/"
+        ),
+    }
+
+
+def oks(pred: np.ndarray, person: Person) -> float:
+    """COCO object keypoint similarity over the person's labelled joints."""
+    d2 = ((pred - person.keypoints) ** 2).sum(axis=1)
+    variances = (2 * OKS_SIGMAS) ** 2
+    e = d2 / variances / (person.area + np.spacing(1)) / 2
+    return float(np.exp(-e)[person.labelled].mean())
+
+
+def pck_reference(person: Person) -> tuple[float, bool]:
+    """(normaliser, is_torso): mean labelled torso diagonal, else half the box diagonal."""
+    diagonals = [
+        np.linalg.norm(person.keypoints[a] - person.keypoints[b])
+        for a, b in TORSO_DIAGONALS
+        if person.labelled[a] and person.labelled[b]
+    ]
+    if diagonals and max(diagonals) > 0:
+        return float(np.mean(diagonals)), True
+    return float(np.linalg.norm(person.box[2:] - person.box[:2]) / 2), False
+
+
+def pck_hits(pred: np.ndarray, person: Person) -> tuple[int, int]:
+    """(correct, labelled) joints at PCK@0.2."""
+    ref, _ = pck_reference(person)
+    dist = np.linalg.norm(pred - person.keypoints, axis=1)[person.labelled]
+    return int((dist <= PCK_ALPHA * ref).sum()), int(person.labelled.sum())
+
+
+# --- predictors: (image_bgr, gt boxes (N,4) xyxy, people) -> keypoints (N,17,2) or None per person ---
+
+
+def ground_truth_predictor():
+    def predict(image, boxes, people):
+        return [p.keypoints.copy() for p in people]
+
+    return predict
+
+
+def engine_predictor(args):
+    from app.engine import EngineError, PoseEngine
+
+    try:
+        engine = PoseEngine(
+            args.model,
+            args.weights,
+            backend=args.backend,
+            flip_test=args.flip_test,
+            threads=args.threads,
+        )
+    except EngineError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"ours: {engine.model_name} weights={engine.weights} backend={args.backend} flip={args.flip_test}")
+
+    def predict(image, boxes, people):
+        keypoints, _ = engine.estimate(image, boxes.astype(np.float32))
+        return list(keypoints.astype(np.float64))
+
+    return predict
+
+
+def movenet_predictor(args):
+    from sdpose_core.teachers import MoveNetTeacher
+
+    teacher = MoveNetTeacher(args.movenet, threads=args.threads)
+
+    def predict(image, boxes, people):
+        keypoints, _ = teacher(image, boxes)
+        return list(keypoints)
+
+    return predict
+
+
+def yolo_predictor(args, matched: list[int]):
+    from sdpose_core.teachers import YoloPoseTeacher, box_iou
+
+    teacher = YoloPoseTeacher(args.yolo, imgsz=args.yolo_imgsz, threads=args.threads)
+
+    def predict(image, boxes, people):
+        det_boxes, _, keypoints, _ = teacher(image)
+        out: list[np.ndarray | None] = [None] * len(boxes)
+        if len(det_boxes):
+            ious = box_iou(boxes, det_boxes)
+            # Greedy one-to-one matching, highest IoU first.
+            used = set()
+            for flat in np.argsort(-ious, axis=None):
+                i, j = np.unravel_index(flat, ious.shape)
+                if ious[i, j] < args.yolo_iou:
+                    break
+                if out[i] is None and j not in used:
+                    out[i] = keypoints[j]
+                    used.add(j)
+        matched[0] += sum(o is not None for o in out)
+        matched[1] += len(out)
+        return out
+
+    return predict
+
+
+def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
+    """Per set and pooled: mean OKS, PCK@0.2, people, joints, torso-normalised people, seconds."""
+    per_set: dict[str, dict] = {}
+    for name, images in datasets.items():
+        oks_values, hits, joints, torso, seconds = [], 0, 0, 0, 0.0
+        for image in images:
+            frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise SystemExit(f"cannot read image {image.path}")
+            boxes = np.stack([p.box for p in image.people])
+            start = time.perf_counter()
+            preds = predict(frame, boxes, image.people)
+            seconds += time.perf_counter() - start
+            for pred, person in zip(preds, image.people, strict=True):
+                torso += pck_reference(person)[1]
+                if pred is None:  # missed person (YOLO unmatched): OKS 0, no joint correct
+                    oks_values.append(0.0)
+                    joints += int(person.labelled.sum())
+                    continue
+                oks_values.append(oks(np.asarray(pred, dtype=np.float64), person))
+                h, n = pck_hits(np.asarray(pred, dtype=np.float64), person)
+                hits, joints = hits + h, joints + n
+        per_set[name] = {
+            "oks_values": oks_values,
+            "hits": hits,
+            "joints": joints,
+            "torso": torso,
+            "s": seconds,
+        }
+    pooled = {
+        "oks_values": [v for s in per_set.values() for v in s["oks_values"]],
+        **{k: sum(s[k] for s in per_set.values()) for k in ("hits", "joints", "torso", "s")},
+    }
+    result = {}
+    for name, s in {**per_set, "all": pooled}.items():
+        n = len(s["oks_values"])
+        result[name] = {
+            "oks": float(np.mean(s["oks_values"])) if n else float("nan"),
+            "pck": s["hits"] / s["joints"] if s["joints"] else float("nan"),
+            "people": n,
+            "joints": s["joints"],
+            "torso_normalised": s["torso"],
+            "ms_per_person": 1e3 * s["s"] / n if n else float("nan"),
+        }
+    return result
+
+
+def format_table(rows: dict[str, dict[str, dict]], sets: list[str], diff: tuple[str, str] | None) -> str:
+    """Rows = models; per set (and pooled) mean OKS and PCK@0.2; then ours - teacher."""
+    first = next(iter(rows.values()))
+    label_w = max(26, *(len(r) for r in rows))
+    cell_w = 17
+    titles = [f"{s} n={first[s]['people']}" for s in sets]
+    head1 = f"{'':<{label_w}}" + "".join(f" | {t:^{cell_w}}" for t in titles)
+    head2 = f"{'model':<{label_w}}" + "".join(f" | {'OKS':>6}   {'PCK':>6}  " for _ in sets) + " | ms/person"
+    lines = [head1, head2, "-" * len(head2)]
+
+    def line(label: str, values: dict[str, dict], signed: bool = False) -> str:
+        fmt = "{:+6.3f}" if signed else "{:6.3f}"
+        cells = "".join(f" | {fmt.format(values[s]['oks'])}   {fmt.format(values[s]['pck'])}  " for s in sets)
+        ms = "" if signed else f" | {values['all']['ms_per_person']:9.1f}"
+        return f"{label:<{label_w}}{cells}{ms}"
+
+    for label, values in rows.items():
+        lines.append(line(label, values))
+    if diff:
+        a, b = (rows[k] for k in diff)
+        delta = {s: {m: a[s][m] - b[s][m] for m in ("oks", "pck")} for s in sets}
+        lines.append("-" * len(head2))
+        lines.append(line("ours - teacher", delta, signed=True))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", default=None, help="our checkpoint (.pth) or .onnx; default: bundled")
+    parser.add_argument("--model", default="sdpose_t")
+    parser.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
+    parser.add_argument("--flip-test", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--movenet", type=Path, default=MOVENET)
+    parser.add_argument("--with-yolo", action="store_true", help="add YOLO11n-pose, full image, IoU-matched")
+    parser.add_argument("--yolo", type=Path, default=YOLO)
+    parser.add_argument("--yolo-imgsz", type=int, default=640)
+    parser.add_argument("--yolo-iou", type=float, default=0.5, help="min IoU to match a YOLO box to a GT box")
+    parser.add_argument("--json", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--self-check", action="store_true", help="score the GT itself (1.0 / 1.0)")
+    args = parser.parse_args()
+
+    cv2.setNumThreads(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    datasets = load_datasets()
+    sets = [*datasets, "all"]
+    rows: dict[str, dict[str, dict]] = {}
+    diff = None
+    if args.self_check:
+        rows["ground truth (self-check)"] = evaluate(ground_truth_predictor(), datasets)
+    else:
+        ours_label = f"ours {args.model}" + (" +flip" if args.flip_test else "")
+        rows[ours_label] = evaluate(engine_predictor(args), datasets)
+        rows["movenet thunder (teacher)"] = evaluate(movenet_predictor(args), datasets)
+        diff = (ours_label, "movenet thunder (teacher)")
+        if args.with_yolo:
+            matched = [0, 0]
+            result = evaluate(yolo_predictor(args, matched), datasets)
+            rows[f"yolo11n-pose ({matched[0]}/{matched[1]} matched)"] = result
+
+    print()
+    print(format_table(rows, sets, diff))
+    first = next(iter(rows.values()))["all"]
+    print(
+        f"OKS: mean over people, COCO sigmas, GT area. PCK@{PCK_ALPHA}: over labelled joints "
+        f"({first['joints']}), normalised by the torso (mean shoulder-to-opposite-hip) for "
+        f"{first['torso_normalised']}/{first['people']} people, by half the box diagonal for the rest."
+    )
+    if args.json:
+        payload = {
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "rows": rows,
+        }
+        if diff:
+            payload["ours_minus_teacher"] = {
+                s: {m: rows[diff[0]][s][m] - rows[diff[1]][s][m] for m in ("oks", "pck")} for s in sets
+            }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.json}")
+    if args.self_check:
+        ok = all(
+            abs(r[s]["oks"] - 1.0) < 1e-9 and abs(r[s]["pck"] - 1.0) < 1e-9
+            for r in rows.values()
+            for s in sets
+        )
+        print("self-check:", "OK (OKS 1.0, PCK 1.0)" if ok else "FAILED")
+        return 0 if ok else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
