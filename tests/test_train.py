@@ -118,3 +118,28 @@ def test_bad_input_gives_one_line(tmp_path, coco, capsys):
         assert run_cli(main, argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err and message in err, err
+
+
+def test_same_command_runs_under_torchrun(tmp_path, coco):
+    """Two CPU processes (gloo): DDP trains, only rank 0 writes the log and checkpoints."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    work = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "sdpose_core.train",
+        *_args(coco, work, "--epochs", "1", "--max-steps-per-epoch", "1", "--batch-size", "2"),
+    ]
+    done = subprocess.run(
+        cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len((work / "log.jsonl").read_text().splitlines()) == 1
+    assert load_checkpoint(build_model("sdpose_t"), work / "latest.pth").variant == "sdpose_t"
