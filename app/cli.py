@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", help="cpu or cuda")
     model.add_argument("--flip-test", action="store_true", default=None, help="average with mirrored crops")
     model.add_argument("--threads", type=int, help="CPU threads for the pose model")
+    model.add_argument(
+        "--precision", choices=("fp32", "bf16"), help="bf16: bfloat16 autocast (torch backend)"
+    )
 
     det = parser.add_argument_group("person detection and tracking")
     det.add_argument("--detector", help="an Ultralytics model file (default: bundled yolo11n-pose.pt)")
@@ -81,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _apply_flags(cfg: AppConfig, args: argparse.Namespace) -> AppConfig:
     """Command-line flags override `configs/app.yaml`."""
-    for flag in ("model", "backend", "device", "flip_test", "threads"):
+    for flag in ("model", "backend", "device", "flip_test", "threads", "precision"):
         value = getattr(args, flag)
         if value is not None:
             setattr(cfg, flag, value)
@@ -104,7 +107,9 @@ def build_pipeline(
     cfg: AppConfig, weights: str | None, detector_path: str | None, smoothing: str | None
 ) -> PosePipeline:
     """Engine, detector and tracker from settings; raises the app's one-line errors."""
-    engine = PoseEngine(cfg.model, weights, cfg.backend, cfg.device, cfg.flip_test, cfg.threads or None)
+    engine = PoseEngine(
+        cfg.model, weights, cfg.backend, cfg.device, cfg.flip_test, cfg.threads or None, cfg.precision
+    )
     detector = PersonDetector(
         detector_path,
         cfg.detector.imgsz,

@@ -56,12 +56,16 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    def __init__(self, model: SDPose, device: str) -> None:
+    """Eager PyTorch; `precision="bf16"` runs under bfloat16 autocast (about 2x faster on CPUs
+    with AVX-512 BF16 and on GPUs, at a small cost in heatmap precision)."""
+
+    def __init__(self, model: SDPose, device: str, precision: str = "fp32") -> None:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
+        self.bf16 = precision == "bf16"
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             return self.model(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
 
 
@@ -131,6 +135,7 @@ class PoseEngine:
         device: "cpu" or "cuda".
         flip_test: average with the mirrored crop (twice the compute, a little more accurate).
         threads: CPU threads for the backend (None: library default).
+        precision: "fp32" or "bf16" (torch backend only: bfloat16 autocast).
     """
 
     def __init__(
@@ -141,9 +146,14 @@ class PoseEngine:
         device: str = "cpu",
         flip_test: bool = False,
         threads: int | None = None,
+        precision: str = "fp32",
     ) -> None:
         if backend not in ("torch", "onnx"):
             raise EngineError(f"unknown backend {backend!r}: use torch or onnx")
+        if precision not in ("fp32", "bf16"):
+            raise EngineError(f"unknown precision {precision!r}: use fp32 or bf16")
+        if precision == "bf16" and backend != "torch":
+            raise EngineError("bf16 runs on the torch backend: add --backend torch")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EngineError("CUDA was requested but is not available here: use --device cpu")
         model_cfg = load_model_config(model)  # a typo in the variant name fails before anything loads
@@ -172,7 +182,7 @@ class PoseEngine:
         if backend == "onnx":
             self.backend = OnnxBackend(_export_cached(net, path), device, threads)
         else:
-            self.backend = TorchBackend(net, device)
+            self.backend = TorchBackend(net, device, precision)
 
     def preprocess(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, ...]:
         """Crops (N or 2N, 3, 256, 192) plus the crops' centers and scales (N, 2)."""

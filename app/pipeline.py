@@ -59,6 +59,7 @@ class AppConfig:
     device: str = "cpu"
     flip_test: bool = False
     threads: int = 0
+    precision: str = "fp32"
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     detection: DetectionSchedule = field(default_factory=DetectionSchedule)
 

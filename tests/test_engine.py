@@ -103,3 +103,13 @@ def test_missing_and_wrong_weights_are_one_line_errors(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(EngineError, match="unknown backend"):
         PoseEngine("sdpose_t", weights=b_path, backend="tensorrt")
+
+
+def test_bf16_precision_stays_close_to_fp32(blob_weights, vtest_frame_and_boxes):
+    frame, boxes = vtest_frame_and_boxes
+    k32, s32 = PoseEngine("sdpose_t", blob_weights, "torch").estimate(frame, boxes)
+    k16, s16 = PoseEngine("sdpose_t", blob_weights, "torch", precision="bf16").estimate(frame, boxes)
+    assert np.abs(k32 - k16).max() < 1.0
+    assert np.abs(s32 - s16).max() < 0.1
+    with pytest.raises(EngineError, match="torch backend"):
+        PoseEngine("sdpose_t", blob_weights, "onnx", precision="bf16")

@@ -1,0 +1,65 @@
+"""Pack a training checkpoint into a small weights file for shipping (no optimiser state).
+
+    python -m sdpose_core.pack_weights --src runs/distill_t/latest.pth \\
+        --dst assets/weights/sdpose_t_default.pth --half --note "what these weights are"
+
+`--half` stores float16 tensors (half the size); `load_checkpoint` casts them back to the
+model's float32 on load. The recipe, epoch and metrics of the run are kept as metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from sdpose_core.checkpoint import OUR_FORMAT, extract_state_dict, identify_variant, read_checkpoint_file
+from sdpose_core.cli import UserError, run_cli
+
+__all__ = ["pack_weights"]
+
+KEEP = ("variant", "epoch", "iteration", "recipe", "metrics")
+
+
+def pack_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True, note: str = "") -> Path:
+    checkpoint = read_checkpoint_file(src)
+    state, _ = extract_state_dict(checkpoint)
+    variant = identify_variant(state)
+    if variant is None:
+        raise UserError(f"{src} is not a checkpoint of a known SDPose variant")
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    payload = {"format": OUR_FORMAT, **{k: checkpoint[k] for k in KEEP if k in checkpoint}}
+    payload.update(variant=variant, state_dict=state, note=note, packed_from=Path(src).name)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sdpose_core.pack_weights", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--src", required=True)
+    parser.add_argument("--dst", required=True)
+    parser.add_argument("--half", action="store_true", help="store float16 tensors")
+    parser.add_argument("--note", default="", help="a sentence saying what the weights are")
+    args = parser.parse_args(argv)
+    path = pack_weights(args.src, args.dst, args.half, args.note)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
