@@ -31,6 +31,12 @@ DEMO_CLIP = Path(__file__).resolve().parent.parent / "assets" / "demo" / "sports
 APP_ERRORS = (*EXPECTED_ERRORS, SourceError, DetectorError, EngineError, OutputError)
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python main.py",
@@ -48,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="play a video file at its own frame rate, dropping frames like a camera",
     )
-    src.add_argument("--max-frames", type=int, help="stop after N frames")
+    src.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
 
     out = parser.add_argument_group("output")
     out.add_argument("--headless", action="store_true", help="no window: print progress, write files")
@@ -155,6 +161,9 @@ class RunStats:
 
 
 def run_headless(args: argparse.Namespace, cfg: AppConfig) -> int:
+    # The model loads first: a weights error must not have emptied an existing output file, and
+    # a live or --realtime source must not drop frames while the model is still loading.
+    pipeline = build_pipeline(cfg, args.weights, args.detector, args.smoothing)
     source = open_source(args.source, realtime=args.realtime)
     with source:
         frames = iter(source)
@@ -171,7 +180,6 @@ def run_headless(args: argparse.Namespace, cfg: AppConfig) -> int:
             Path(source.name).stem,
         )
         try:
-            pipeline = build_pipeline(cfg, args.weights, args.detector, args.smoothing)
             stream = itertools.chain([first], frames)
             if args.max_frames:
                 stream = itertools.islice(stream, args.max_frames)

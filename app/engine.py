@@ -120,7 +120,16 @@ def _export_cached(model: SDPose, weights: Path) -> Path:
     path = cache_dir() / f"{model.cfg.name}-{key[:16]}.onnx"
     if not path.is_file():
         logger.info("exporting %s to ONNX (once): %s", model.cfg.name, path)
-        export_onnx(model, path)
+        try:
+            export_onnx(model, path)
+        except OSError as exc:
+            raise EngineError(
+                f"cannot write the ONNX cache {path.parent} ({exc.strerror}): set SDPOSE_CACHE to a "
+                "writable folder or use --backend torch"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many types; torch still works
+            first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+            raise EngineError(f"ONNX export failed ({first}): use --backend torch") from None
     return path
 
 

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,6 +37,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 OUR_FORMAT = "sdpose-app/1"
+TRUST_ENV = "SDPOSE_TRUST_CHECKPOINTS"
+
+# mmcv's checkpoint `meta` may hold NumPy scalars (e.g. a best score); these are data, not code.
+_SAFE_META_GLOBALS = [
+    (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+    np._core.multiarray.scalar,
+    np.dtype,
+    *(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")),
+]
 
 
 class CheckpointError(RuntimeError):
@@ -62,13 +72,18 @@ def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_SAFE_META_GLOBALS):
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "global" not in str(exc).lower():
             raise CheckpointError(_corrupt_message(path, exc)) from None
-        # mmcv's `meta` may hold plain Python objects the safe loader refuses; the user named
-        # this file explicitly, so load it fully rather than fail.
-        logger.warning("%s holds Python objects beyond tensors; loading it with full unpickling", path)
+        # Full unpickling can run code stored in the file: only when the user says so.
+        if os.environ.get(TRUST_ENV) != "1":
+            raise CheckpointError(
+                f"{path} holds Python objects beyond weights, which could run code when loaded; "
+                f"if you trust its source, set {TRUST_ENV}=1 and try again"
+            ) from None
+        logger.warning("%s: loading with full unpickling (%s=1)", path, TRUST_ENV)
         try:
             data = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc2:  # noqa: BLE001 - any unpickling failure means a bad file

@@ -21,6 +21,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,10 @@ class Trainer:
         self.recipe, self.paths, self.cfg = recipe, paths, recipe.train
         self.distributed, self.rank, local_rank = _distributed()
         if self.distributed:
-            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+            # Rank 0 validates alone while the others wait at a barrier: allow a long validation.
+            dist.init_process_group(
+                "nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(hours=2)
+            )
             if device.startswith("cuda"):
                 device = f"cuda:{local_rank}"
                 torch.cuda.set_device(local_rank)
@@ -180,6 +184,13 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank, so all ranks stop together."""
+        finite = torch.isfinite(loss.detach()).to(torch.float32)
+        if self.distributed:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item())
+
     def train_epoch(self) -> dict[str, float]:
         from tqdm import tqdm
 
@@ -209,7 +220,7 @@ class Trainer:
                 outputs = self.net(images)
             losses = self.criterion(outputs, target, weight)
             loss = losses["loss"]
-            if not torch.isfinite(loss):
+            if not self._all_finite(loss):
                 raise TrainingDiverged(
                     f"loss became {loss.item()} at epoch {self.epoch + 1}, step {steps + 1} (iteration "
                     f"{self.iteration + 1}); training stopped, the last good checkpoint is {self.latest}"
@@ -272,6 +283,8 @@ class Trainer:
                     metrics.get("loss", math.nan),
                     metrics["images_per_s"],
                 )
+            if self.distributed:
+                dist.barrier()  # the other ranks wait for rank 0's validation and checkpoint
             last = record
         if self.distributed:
             dist.destroy_process_group()

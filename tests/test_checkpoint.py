@@ -101,3 +101,32 @@ def test_our_format_round_trips_atomically(tmp_path):
     info = load_checkpoint(fresh, path)
     assert info.source == OUR_FORMAT and info.meta["epoch"] == 7 and info.meta["variant"] == "sdpose_t"
     assert _same_weights(fresh, model.state_dict())
+
+
+class _RunsCode:
+    """A pickled object that would run a command when loaded."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo loaded > /dev/null",))
+
+
+def test_numpy_meta_loads_but_code_in_a_file_is_refused(tmp_path, s_v1_state, monkeypatch):
+    import numpy as np
+
+    safe = tmp_path / "mmcv_with_numpy_meta.pth"
+    torch.save({"meta": {"hook_msgs": {"best_score": np.float64(0.72)}}, "state_dict": s_v1_state}, safe)
+    info = load_checkpoint(build_model("sdpose_s_v1"), safe)
+    assert float(info.meta["hook_msgs"]["best_score"]) == pytest.approx(0.72)
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"meta": _RunsCode(), "state_dict": s_v1_state}, evil)
+    ran = []
+    monkeypatch.setattr("posix.system", lambda cmd: ran.append(cmd) or 0)  # what the pickle names
+    with pytest.raises(CheckpointError, match="could run code.*SDPOSE_TRUST_CHECKPOINTS=1"):
+        load_checkpoint(build_model("sdpose_s_v1"), evil)
+    assert ran == []
+    monkeypatch.setenv("SDPOSE_TRUST_CHECKPOINTS", "1")
+    load_checkpoint(build_model("sdpose_s_v1"), evil)  # the user vouched for it
+    assert ran, "with the opt-in the file is fully unpickled"

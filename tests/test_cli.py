@@ -184,3 +184,20 @@ def test_ctrl_c_keeps_finished_frames(tmp_path, weights, vtest):
     assert proc.returncode == 130, err
     assert len(lines) >= 10 and all(json.loads(line)["frame"] == i for i, line in enumerate(lines))
     assert "interrupted after" in err and "Traceback" not in err
+
+
+def test_existing_output_survives_a_weights_error(tmp_path, capsys, vtest):
+    out = tmp_path / "poses.jsonl"
+    out.write_text('{"frame": 0}\n')
+    code, err = _run(
+        ["--headless", "--source", vtest, "--weights", str(tmp_path / "missing.pth"), "--output", str(out)],
+        capsys,
+    )
+    assert code == 2 and "weights file not found" in err
+    assert out.read_text() == '{"frame": 0}\n', "a failed start must not empty the user's file"
+
+
+def test_max_frames_must_be_positive(capsys, vtest):
+    with pytest.raises(SystemExit):
+        main(["--headless", "--source", vtest, "--max-frames", "0"])
+    assert "positive whole number" in capsys.readouterr().err

@@ -55,7 +55,7 @@ def open_source(spec: str | int | os.PathLike[str], *, realtime: bool = False) -
         return CameraSource(0)
     if lowered.startswith("webcam:") and lowered[7:].isdigit():
         return CameraSource(int(lowered[7:]))
-    if text.isdigit():
+    if text.isdigit() and not Path(text).exists():  # a folder named "2024" is a folder
         return CameraSource(int(text))
     if lowered.startswith(STREAM_SCHEMES):
         return StreamSource(text)
