@@ -102,8 +102,8 @@ def test_coco_and_openpose_formats(tmp_path, capsys, weights, shared_dir):
         (["--model", "sdpose_xl"], "unknown config"),
     ],
 )
-def test_bad_input_is_one_line_and_nonzero(argv, message, capsys, vtest):
-    code, err = _run(["--headless", "--source", vtest, *argv], capsys)
+def test_bad_input_is_one_line_and_nonzero(argv, message, capsys, vtest, weights):
+    code, err = _run(["--headless", "--source", vtest, "--weights", str(weights), *argv], capsys)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err
