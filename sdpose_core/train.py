@@ -385,6 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except DataError as exc:  # from a loader worker: its message carries the worker's traceback
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise UserError(
+            lines[-1].split("DataError: ", 1)[-1] if lines else "a training image could not be read"
+        ) from None
     return 0
 
 

@@ -143,3 +143,19 @@ def test_same_command_runs_under_torchrun(tmp_path, coco):
     assert done.returncode == 0, done.stderr[-2000:]
     assert len((work / "log.jsonl").read_text().splitlines()) == 1
     assert load_checkpoint(build_model("sdpose_t"), work / "latest.pth").variant == "sdpose_t"
+
+
+def test_image_missing_mid_run_is_one_line(tmp_path, coco, capsys):
+    """The first image exists (checked at start), a later one vanished: a loader worker fails."""
+    import shutil
+
+    root, ann = coco
+    images = tmp_path / "images"
+    shutil.copytree(root, images)
+    data = json.loads(ann.read_text())
+    doomed = images / data["images"][-1]["file_name"]
+    doomed.unlink()
+    argv = _args((images, ann), tmp_path / "w", "--epochs", "1", "--workers", "1")
+    assert run_cli(main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and doomed.name in err[0], err
