@@ -178,6 +178,7 @@ def run_headless(args: argparse.Namespace, cfg: AppConfig) -> int:
             source.fps or 30.0,
             (width, height),
             Path(source.name).stem,
+            paced_video=source.is_live,  # live sources drop frames: keep the video's timing real
         )
         try:
             stream = itertools.chain([first], frames)

@@ -474,3 +474,25 @@ def test_open_writers_checks_every_path_before_returning(tmp_path):
         open_writers(str(tmp_path / "p.jsonl"), "jsonl", str(tmp_path), 10.0, (W, H), "clip")
     with pytest.raises(ValueError, match="unknown output format"):
         open_writers("x", "csv", None, 10.0, None, "clip")  # type: ignore[arg-type]
+
+
+def test_paced_video_fills_dropped_frames_from_timestamps(tmp_path):
+    """A live source delivered frames at t = 0, 0.1, 0.5 s: a 10 fps video gets 6 frames, so it
+    plays in real time instead of 3 frames squeezed into 0.3 s."""
+    import cv2
+    import numpy as np
+
+    from app.exporters import VideoWriter
+    from app.types import Frame, FrameResult
+
+    path = tmp_path / "live.avi"
+    writer = VideoWriter(path, 10.0, (64, 48), paced=True)
+    for t in (0.0, 0.1, 0.5):
+        writer.write(FrameResult(Frame(0, t, np.zeros((48, 64, 3), np.uint8))))
+    writer.close()
+    cap = cv2.VideoCapture(str(path))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    cap.release()
+    assert writer.frames_written == 6 and count == 6

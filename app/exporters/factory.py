@@ -29,6 +29,7 @@ def open_writers(
     frame_size: tuple[int, int] | None,
     name: str,
     style: DrawStyle | None = None,
+    paced_video: bool = False,
 ) -> list[Writer]:
     """Open the pose writer (`output` in `fmt`; a directory for openpose) and/or the video writer.
 
@@ -49,7 +50,7 @@ def open_writers(
         if save_video:
             if frame_size is None:
                 raise ValueError("a video needs the frame size (width, height)")
-            writers.append(VideoWriter(save_video, fps, frame_size, style))
+            writers.append(VideoWriter(save_video, fps, frame_size, style, paced=paced_video))
     except BaseException:
         with contextlib.suppress(Exception):  # the open failure is the error worth reporting
             close_writers(writers)

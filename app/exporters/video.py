@@ -28,6 +28,8 @@ class VideoWriter(WriterBase):
         fps: frames per second written into the container.
         frame_size: (width, height); frames of another size are resized to it.
         style: drawing style (default `DrawStyle()`).
+        paced: place frames by their timestamps (live sources drop frames, so writing one video
+            frame per result would play too fast): a frame is repeated to fill the time gap.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class VideoWriter(WriterBase):
         frame_size: tuple[int, int],
         style: DrawStyle | None = None,
         option: str = "--save-video",
+        paced: bool = False,
     ) -> None:
         self.path = prepare_file(path, option)
         fourcc = FOURCC_BY_SUFFIX.get(self.path.suffix.lower())
@@ -63,6 +66,9 @@ class VideoWriter(WriterBase):
             raise output_error(path, f"OpenCV cannot open a {fourcc} video writer", option)
         self._warned_resize = False
         self.frames_written = 0
+        self.fps = float(fps)
+        self.paced = paced
+        self._t0: float | None = None
         logger.info("writing %s video %dx%d @ %.3g fps to %s", fourcc, width, height, fps, self.path)
 
     def write(self, result: FrameResult) -> None:
@@ -81,8 +87,16 @@ class VideoWriter(WriterBase):
                 self._warned_resize = True
             image = cv2.resize(image, self.frame_size, interpolation=cv2.INTER_AREA)
             result = _scaled(result, self.frame_size)
-        self._writer.write(draw_poses(image, result, self.style))
-        self.frames_written += 1
+        drawn = draw_poses(image, result, self.style)
+        repeats = 1
+        if self.paced:
+            if self._t0 is None:
+                self._t0 = result.frame.timestamp
+            slot = int(round((result.frame.timestamp - self._t0) * self.fps))
+            repeats = max(1, slot + 1 - self.frames_written)
+        for _ in range(repeats):
+            self._writer.write(drawn)
+        self.frames_written += repeats
 
     def close(self) -> None:
         """Finish the container (idempotent)."""
