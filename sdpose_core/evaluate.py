@@ -11,16 +11,15 @@ test, DARK decoding, rescoring, OKS-NMS 0.9, pycocotools. Example:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sdpose_core import jsonio
 from sdpose_core.checkpoint import load_checkpoint
 from sdpose_core.cli import UserError, run_cli
 from sdpose_core.evaluation import coco_keypoint_eval, format_table, predict_dataset
@@ -38,21 +37,11 @@ def stats_path_for(results_path: str | os.PathLike) -> Path:
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Write JSON through a temp file + rename, so an interrupted run never leaves half a file."""
-    path = Path(path)
+    """`sdpose_core.jsonio.write_json_atomic` with a one-line error for an unwritable path."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        return jsonio.write_json_atomic(path, data)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
 
 
 def _pick_device(name: str | None) -> torch.device:

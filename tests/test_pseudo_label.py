@@ -153,7 +153,7 @@ def test_cli_writes_coco_file(shared_dir, tmp_path, capsys):
 
     # Human labels in their own file, then mixed with the teacher's.
     lsp_out = tmp_path / "lsp"
-    from sdpose_core.pseudo_label import CocoKeypointWriter, add_lsp_people
+    from sdpose_core.coco_labels import CocoKeypointWriter, add_lsp_people
 
     writer = CocoKeypointWriter(lsp_out, {"description": "lsp"})
     assert add_lsp_people(writer, shared_dir / "data" / "pool" / "lsp", limit=3) == 3
@@ -179,7 +179,7 @@ def test_missing_teacher_model_is_one_line_error(shared_dir, tmp_path, capsys):
 
 
 def test_writer_flushes_a_valid_file_while_running(tmp_path):
-    from sdpose_core.pseudo_label import CocoKeypointWriter
+    from sdpose_core.coco_labels import CocoKeypointWriter
 
     writer = CocoKeypointWriter(tmp_path, {"description": "t"}, flush_every=2)
     image_id = writer.add_image(np.zeros((40, 30, 3), np.uint8), "a.png")

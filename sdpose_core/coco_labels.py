@@ -1,0 +1,220 @@
+"""COCO keypoint label files: the writer the pseudo-labeller fills, LSP's human labels, and merging.
+
+Files are rewritten atomically (`sdpose_core.jsonio`), so an interrupted run leaves a valid file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sdpose_core.cli import UserError
+from sdpose_core.geometry import box_xyxy_to_xywh
+from sdpose_core.jsonio import write_json_atomic
+from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON
+from sdpose_core.lsp import lsp_person_box, lsp_to_coco, read_lsp_joints
+
+__all__ = [
+    "CocoKeypointWriter",
+    "coco_categories",
+    "add_lsp_people",
+    "merge_annotation_files",
+    "JPEG_QUALITY",
+    "FLUSH_EVERY",
+]
+
+logger = logging.getLogger(__name__)
+
+JPEG_QUALITY = 95
+FLUSH_EVERY = 200  # frames between atomic rewrites of the label file
+
+
+def coco_categories() -> list[dict]:
+    """The COCO person category with the 17 keypoint names and the 1-based skeleton."""
+    return [
+        {
+            "id": 1,
+            "name": "person",
+            "supercategory": "person",
+            "keypoints": list(KEYPOINT_NAMES),
+            "skeleton": [[a + 1, b + 1] for a, b in SKELETON],
+        }
+    ]
+
+
+def _r(value: float) -> float:
+    return round(float(value), 2)
+
+
+class CocoKeypointWriter:
+    """Collects images and people, copies frames to ``DIR/images`` and writes ``DIR/annotations.json``."""
+
+    def __init__(self, output_dir: str | os.PathLike, info: dict, flush_every: int = FLUSH_EVERY) -> None:
+        self.output_dir = Path(output_dir)
+        self.images_dir = self.output_dir / "images"
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.output_dir / "annotations.json"
+        self.info = info
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+        self.sources: Counter[str] = Counter()
+        self.flush_every = flush_every
+        self._names: set[str] = set()
+        self._since_flush = 0
+
+    def _unique(self, name: str) -> str:
+        stem, suffix = os.path.splitext(name)
+        candidate, k = name, 1
+        while candidate in self._names:
+            k += 1
+            candidate = f"{stem}_{k}{suffix}"
+        self._names.add(candidate)
+        return candidate
+
+    def add_image(self, image_bgr: np.ndarray, name: str) -> int:
+        """Save the frame as JPEG (quality 95) under a unique name; returns its image id."""
+        name = self._unique(Path(name).with_suffix(".jpg").name)
+        ok, data = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise UserError(f"cannot encode {name} as JPEG")
+        (self.images_dir / name).write_bytes(data.tobytes())
+        image_id = len(self.images) + 1
+        h, w = image_bgr.shape[:2]
+        self.images.append({"id": image_id, "file_name": name, "width": int(w), "height": int(h)})
+        return image_id
+
+    def add_person(
+        self,
+        image_id: int,
+        box_xyxy: np.ndarray,
+        score: float,
+        keypoints: np.ndarray,
+        source: str,
+        kpt_scores: np.ndarray | None = None,
+    ) -> None:
+        """One person: bbox xywh from the box, area = box area (no masks), keypoints (17,3) x,y,v."""
+        x, y, w, h = box_xyxy_to_xywh(box_xyxy)[0]
+        keypoints = np.asarray(keypoints, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
+        flat: list[float] = []
+        for px, py, v in keypoints:
+            flat.extend((_r(px), _r(py), int(v)) if v > 0 else (0, 0, 0))
+        annotation = {
+            "id": len(self.annotations) + 1,
+            "image_id": image_id,
+            "category_id": 1,
+            "bbox": [_r(x), _r(y), _r(w), _r(h)],
+            "area": _r(w * h),
+            "iscrowd": 0,
+            "keypoints": flat,
+            "num_keypoints": int((keypoints[:, 2] > 0).sum()),
+            "score": round(float(score), 4),
+            "source": source,
+        }
+        if kpt_scores is not None:
+            annotation["keypoint_scores"] = [round(float(v), 3) for v in kpt_scores]
+        self.annotations.append(annotation)
+        self.sources[source] += 1
+
+    def data(self) -> dict:
+        info = dict(self.info, counts={"images": len(self.images), "annotations": len(self.annotations)})
+        info["counts"].update({f"source:{k}": v for k, v in sorted(self.sources.items())})
+        return {
+            "info": info,
+            "images": self.images,
+            "annotations": self.annotations,
+            "categories": coco_categories(),
+        }
+
+    def flush(self) -> None:
+        write_json_atomic(self.path, self.data())
+        self._since_flush = 0
+
+    def step(self) -> None:
+        """Count one processed frame; rewrite the json every ``flush_every`` frames."""
+        self._since_flush += 1
+        if self._since_flush >= self.flush_every:
+            self.flush()
+
+
+def add_lsp_people(writer: CocoKeypointWriter, lsp_dir: str | os.PathLike, limit: int | None = None) -> int:
+    """Copy LSP images and add their human-labelled person (source "lsp-human"); returns the count.
+
+    The box is the extent of all 14 labelled joints enlarged 1.2x and clipped to the image;
+    joints outside the image get v=0 (COCO never labels outside the frame).
+    """
+    paths, joints = read_lsp_joints(lsp_dir)
+    added = 0
+    for path, joints14 in zip(paths[:limit], joints[:limit], strict=True):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            logger.warning("cannot read %s, skipped", path)
+            continue
+        h, w = image.shape[:2]
+        keypoints = lsp_to_coco(joints14)
+        xy = keypoints[:, :2]
+        outside = (xy[:, 0] < 0) | (xy[:, 0] >= w) | (xy[:, 1] < 0) | (xy[:, 1] >= h)
+        keypoints[outside] = 0
+        image_id = writer.add_image(image, f"lsp_{path.stem}.jpg")
+        writer.add_person(image_id, lsp_person_box(joints14, (w, h)), 1.0, keypoints, "lsp-human")
+        writer.step()
+        added += 1
+    return added
+
+
+def merge_annotation_files(files: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict:
+    """Merge COCO keypoint files into ``out``, re-numbering image and annotation ids.
+
+    Each file's ``file_name`` is relative to the ``images/`` folder beside it; in the merged file it
+    becomes relative to ``out``'s own ``images/`` folder (``../run1/images/x.jpg`` when elsewhere),
+    so the same rule resolves every image. Each input's ``info`` is kept under ``merged_from``.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    target_images = out.parent.resolve() / "images"
+    images: list[dict] = []
+    annotations: list[dict] = []
+    merged_from = []
+    for file in files:
+        file = Path(file)
+        if not file.is_file():
+            raise UserError(f"annotation file not found: {file}")
+        data = json.loads(file.read_text(encoding="utf-8"))
+        cats = data.get("categories") or []
+        if [c.get("keypoints") for c in cats] != [list(KEYPOINT_NAMES)]:
+            raise UserError(f"{file} is not a COCO-17 person keypoint file")
+        source_images = file.parent.resolve() / "images"
+        id_map = {}
+        for image in data.get("images", []):
+            new = dict(image, id=len(images) + 1)
+            absolute = source_images / image["file_name"]
+            new["file_name"] = Path(os.path.relpath(absolute, target_images)).as_posix()
+            id_map[image["id"]] = new["id"]
+            images.append(new)
+        for annotation in data.get("annotations", []):
+            if annotation["image_id"] not in id_map:
+                raise UserError(f"{file}: annotation {annotation.get('id')} points to a missing image")
+            annotations.append(
+                dict(annotation, id=len(annotations) + 1, image_id=id_map[annotation["image_id"]])
+            )
+        merged_from.append({"file": str(file), "info": data.get("info", {})})
+    merged = {
+        "info": {
+            "description": "merged COCO keypoint files (sdpose_core.pseudo_label)",
+            "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "merged_from": merged_from,
+            "counts": {"images": len(images), "annotations": len(annotations)},
+        },
+        "images": images,
+        "annotations": annotations,
+        "categories": coco_categories(),
+    }
+    write_json_atomic(out, merged)
+    return merged
