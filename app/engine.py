@@ -182,9 +182,12 @@ class PoseEngine:
             return
         net = build_model(model_cfg)
         try:
-            load_checkpoint(net, path)
+            info = load_checkpoint(net, path)
         except CheckpointError as exc:
             raise EngineError(str(exc)) from None
+        if path == DEFAULT_WEIGHTS.get(model_cfg.name) and info.meta.get("note"):
+            # Say what the bundled weights are every time they are used, not only in the README.
+            logger.warning("bundled weights: %s", info.meta["note"])
         self.model_name = net.cfg.name
         if threads:
             torch.set_num_threads(threads)

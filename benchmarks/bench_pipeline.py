@@ -98,11 +98,18 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--videos", nargs="+", default=list(VIDEOS))
+    parser.add_argument(
+        "--force-carry",
+        action="store_true",
+        help="keep every person between detections whatever their keypoint scores (measures the "
+        "cost of a model confident enough to carry boxes, independently of the weights' quality)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     shared = REPO.parent / "shared" / "data" / "video"
 
-    print(f"{args.threads} threads, {args.frames} frames per run after 5 warm-up frames; ms per frame")
+    carry = ", people carried between detections regardless of scores" if args.force_carry else ""
+    print(f"{args.threads} threads, {args.frames} frames per run after 5 warm-up frames{carry}; ms per frame")
     header = f"{'video':<18} {'backend':<6} {'det':>4} {'FPS':>6} {'people':>6} " + " ".join(
         f"{s:>6}" for s in STAGES
     )
@@ -115,6 +122,8 @@ def main() -> int:
                 cfg.backend, cfg.threads = backend, args.threads
                 imgsz, start = VIDEOS.get(video, (640, 0))
                 cfg.detection.every, cfg.detector.imgsz = every, imgsz
+                if args.force_carry:
+                    cfg.detection.kpt_score = 0.0
                 row = run_video(shared / video, cfg, args.weights, args.frames, start)
                 print(
                     f"{video[:18]:<18} {backend:<6} {every:>4} {row['fps']:>6.1f} {row['people']:>6.1f} "
