@@ -23,12 +23,14 @@ class Frame:
         timestamp: seconds since the source started (file: from its timeline).
         image: BGR uint8 array (H, W, 3); never copied by the pipeline.
         source_id: a short name of the source (file name, "webcam:0", ...).
+        name: the image's own file name when the source is a folder of images, else "".
     """
 
     index: int
     timestamp: float
     image: np.ndarray
     source_id: str = ""
+    name: str = ""
 
 
 def _empty(shape: tuple[int, ...]) -> np.ndarray:

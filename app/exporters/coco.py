@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from app.exporters.base import WriterBase, atomic_write_text, output_error, prepare_file
@@ -19,9 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 def coco_entries(result: FrameResult, image_id_offset: int = 0) -> list[dict[str, Any]]:
-    """COCO results objects for one frame (`image_id` = frame index + offset, category 1)."""
+    """COCO results objects for one frame, category 1. `image_id` is the image's number when it
+    comes from a folder of COCO-style files (`000000000785.jpg` -> 785), else frame index + offset."""
     record = frame_to_dict(result)
-    image_id = record["frame"] + image_id_offset
+    stem = Path(result.frame.name).stem
+    image_id = int(stem) if stem.isdigit() else record["frame"] + image_id_offset
     return [
         {
             "image_id": image_id,

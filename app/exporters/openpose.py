@@ -68,15 +68,18 @@ class OpenPoseWriter(WriterBase):
         self.frames_written = 0
         logger.info("writing OpenPose JSON files to %s", self.out_dir)
 
-    def path_for(self, frame_index: int) -> Path:
-        """The file for one frame, named as OpenPose's --write_json does."""
+    def path_for(self, frame_index: int, image_name: str = "") -> Path:
+        """The file for one frame, named as OpenPose's --write_json does: after the image for a
+        folder of images, else `<video>_<12-digit frame>`."""
+        if image_name:
+            return self.out_dir / f"{Path(image_name).stem}_keypoints.json"
         return self.out_dir / f"{self.name}_{int(frame_index):012d}_keypoints.json"
 
     def write(self, result: FrameResult) -> None:
         """Write this frame's file (atomically: readers never see a partial file)."""
         if self._closed:
             raise ValueError(f"{self.out_dir} writer is closed")
-        path = self.path_for(result.frame.index)
+        path = self.path_for(result.frame.index, result.frame.name)
         text = json.dumps(openpose_dict(result), separators=(",", ":"), allow_nan=False)
         try:
             atomic_write_text(path, text)

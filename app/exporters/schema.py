@@ -49,12 +49,15 @@ def frame_to_dict(result: FrameResult) -> dict[str, Any]:
         {"track_id": ids[i], "bbox": bbox_list[i], "score": score_list[i], "keypoints": triples[i]}
         for i in range(n)
     ]
-    return {
+    record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "frame": int(result.frame.index),
         "time": round(float(result.frame.timestamp), TIME_DECIMALS),
-        "people": people,
     }
+    if result.frame.name:  # a folder of images: say which image this is
+        record["image"] = result.frame.name
+    record["people"] = people
+    return record
 
 
 def frame_from_dict(

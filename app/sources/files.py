@@ -196,7 +196,7 @@ class ImageSource(Source):
                 self._dropped += 1
                 logger.warning("skipping unreadable image %s", self.paths[index])
                 continue
-            return Frame(index, index / self._image_fps, image, self.name)
+            return Frame(index, index / self._image_fps, image, self.name, self.paths[index].name)
         if not self._closed and self._dropped == len(self.paths) and self.error is None:
             self.error = f"none of the {len(self.paths)} images in {self.path} could be read"
             logger.warning("%s", self.error)
