@@ -174,6 +174,7 @@ class PoseEngine:
             if backend != "onnx":
                 logger.info("weights are an ONNX file: using the onnx backend")
             self.backend: Backend = OnnxBackend(path, device, threads)
+            self.backend_name = "onnx"
             found = self.backend.variant
             wanted = model_cfg.name
             if found and found != wanted:
@@ -195,6 +196,7 @@ class PoseEngine:
             self.backend = OnnxBackend(_export_cached(net, path), device, threads)
         else:
             self.backend = TorchBackend(net, device, precision)
+        self.backend_name = backend  # what actually runs (".onnx" weights force "onnx" above)
 
     def preprocess(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, ...]:
         """Crops (N or 2N, 3, 256, 192) plus the crops' centers and scales (N, 2)."""

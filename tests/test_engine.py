@@ -113,3 +113,17 @@ def test_bf16_precision_stays_close_to_fp32(blob_weights, vtest_frame_and_boxes)
     assert np.abs(s32 - s16).max() < 0.1
     with pytest.raises(EngineError, match="torch backend"):
         PoseEngine("sdpose_t", blob_weights, "onnx", precision="bf16")
+
+
+def test_the_backend_that_runs_is_reported(blob_weights, tmp_path):
+    """An exported .onnx file runs on ONNX Runtime even if torch was asked for; the GUI label says so."""
+    from app.gui.models import EngineSpec
+    from sdpose_core.export import export_onnx
+
+    onnx_path = export_onnx(build_model("sdpose_t"), tmp_path / "t.onnx")
+    engine = PoseEngine("sdpose_t", onnx_path, backend="torch")
+    assert engine.backend_name == "onnx"
+    spec = EngineSpec("sdpose_t", "torch", "cpu", str(onnx_path), precision="bf16")
+    assert spec.label(engine) == "sdpose_t · onnx · cpu"
+    torch_engine = PoseEngine("sdpose_t", blob_weights, "torch", precision="bf16")
+    assert spec.label(torch_engine) == "sdpose_t · torch · bf16 · cpu"

@@ -178,7 +178,14 @@ class MainWindow(QMainWindow):
 
     def _start_worker(self, detector_factory: DetectorFactory) -> None:
         s = self.settings
-        spec = EngineSpec(s.model, s.backend, self.cfg.device, s.weights or None, self.cfg.threads or None)
+        spec = EngineSpec(
+            s.model,
+            s.backend,
+            self.cfg.device,
+            s.weights or None,
+            self.cfg.threads or None,
+            self.cfg.precision,
+        )
         schedule = replace(self.cfg.detection, every=s.det_every, adaptive=s.det_auto)
         self.worker = PoseWorker(
             spec,

@@ -49,18 +49,23 @@ class EngineSpec:
     device: str
     weights: str | None
     threads: int | None = None
+    precision: str = "fp32"
 
     @classmethod
     def from_config(cls, cfg: AppConfig, weights: str | None) -> EngineSpec:
-        return cls(cfg.model, cfg.backend, cfg.device, weights or None, cfg.threads or None)
+        return cls(cfg.model, cfg.backend, cfg.device, weights or None, cfg.threads or None, cfg.precision)
 
-    def label(self) -> str:
-        return f"{self.model} · {self.backend} · {self.device}"
+    def label(self, engine: PoseEngine | None = None) -> str:
+        """What runs: the engine's real backend when built (".onnx" weights force ONNX)."""
+        backend = engine.backend_name if engine is not None else self.backend
+        precision = " · bf16" if self.precision == "bf16" and backend == "torch" else ""
+        return f"{self.model} · {backend}{precision} · {self.device}"
 
 
 def build_engine(spec: EngineSpec, flip_test: bool) -> PoseEngine:
     """A new engine; raises `EngineError` / `ConfigError` / `CheckpointError` with one line."""
-    return PoseEngine(spec.model, spec.weights, spec.backend, spec.device, flip_test, spec.threads)
+    precision = spec.precision if spec.backend == "torch" else "fp32"  # bf16 is a torch feature
+    return PoseEngine(spec.model, spec.weights, spec.backend, spec.device, flip_test, spec.threads, precision)
 
 
 def default_detector_factory(cfg: AppConfig, path: str | None) -> DetectorFactory:

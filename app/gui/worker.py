@@ -275,15 +275,19 @@ class PoseWorker(QObject):
         snap: dict[str, Any] = dict(self._meter.snapshot())
         source = self._player.source
         snap["dropped"] = source.dropped_frames if source is not None else 0
-        snap["model"] = self._spec.label() if self._pipeline is not None else "not loaded"
+        snap["model"] = self._label() if self._pipeline is not None else "not loaded"
         if self._pipeline is None:
             snap["inference_fps"] = 0.0  # frames pass through unprocessed
         self.stats.emit(snap)
 
     def _emit_model(self) -> None:
         info = {"model": self._spec.model, "backend": self._spec.backend, "flip_test": self._flip}
-        self.model_ready.emit({**info, "label": self._spec.label()})
-        self.message.emit(f"pose model ready: {self._spec.label()}")
+        self.model_ready.emit({**info, "label": self._label()})
+        self.message.emit(f"pose model ready: {self._label()}")
+
+    def _label(self) -> str:
+        engine = self._pipeline.engine if self._pipeline is not None else None
+        return self._spec.label(engine)
 
     def _source_ended(self) -> None:
         source = self._player.source
