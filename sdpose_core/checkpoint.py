@@ -31,6 +31,7 @@ __all__ = [
     "extract_state_dict",
     "identify_variant",
     "save_checkpoint",
+    "save_payload",
     "OUR_FORMAT",
 ]
 
@@ -188,8 +189,6 @@ def load_checkpoint(
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
     """Write our own checkpoint atomically (temp file + rename), so a crash never leaves a
     half-written file. `extra` (epoch, optimizer state, metrics...) is stored beside the weights."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     cfg = getattr(model, "cfg", None)
     payload = {
         "format": OUR_FORMAT,
@@ -197,6 +196,13 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> 
         "state_dict": model.state_dict(),
         **extra,
     }
+    return save_payload(path, payload)
+
+
+def save_payload(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """`torch.save` through a temp file and a rename: a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

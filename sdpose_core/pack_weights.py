@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
-import torch
-
-from sdpose_core.checkpoint import OUR_FORMAT, extract_state_dict, identify_variant, read_checkpoint_file
+from sdpose_core.checkpoint import (
+    OUR_FORMAT,
+    extract_state_dict,
+    identify_variant,
+    read_checkpoint_file,
+    save_payload,
+)
 from sdpose_core.cli import UserError, run_cli
 
 __all__ = ["pack_weights"]
@@ -34,17 +37,7 @@ def pack_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = Tr
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {"format": OUR_FORMAT, **{k: checkpoint[k] for k in KEEP if k in checkpoint}}
     payload.update(variant=variant, state_dict=state, note=note, packed_from=Path(src).name)
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dst
+    return save_payload(dst, payload)
 
 
 def main(argv: list[str] | None = None) -> int:

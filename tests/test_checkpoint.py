@@ -130,3 +130,20 @@ def test_numpy_meta_loads_but_code_in_a_file_is_refused(tmp_path, s_v1_state, mo
     monkeypatch.setenv("SDPOSE_TRUST_CHECKPOINTS", "1")
     load_checkpoint(build_model("sdpose_s_v1"), evil)  # the user vouched for it
     assert ran, "with the opt-in the file is fully unpickled"
+
+
+def test_pack_weights_halves_the_file_and_keeps_what_the_weights_are(tmp_path):
+    from sdpose_core.checkpoint import read_checkpoint_file
+    from sdpose_core.pack_weights import pack_weights
+
+    model = build_model("sdpose_t")
+    src = save_checkpoint(tmp_path / "latest.pth", model, epoch=3, optimizer={"state": {}})
+    dst = pack_weights(src, tmp_path / "small.pth", half=True, note="a test model")
+    packed = read_checkpoint_file(dst)
+    assert packed["note"] == "a test model" and packed["epoch"] == 3 and "optimizer" not in packed
+    assert packed["state_dict"]["keypoint_head.tokenpose.mlp_head.3.weight"].dtype == torch.float16
+    assert dst.stat().st_size < 0.6 * src.stat().st_size
+    fresh = build_model("sdpose_t")
+    assert load_checkpoint(fresh, dst).variant == "sdpose_t"
+    for key, value in model.state_dict().items():
+        assert torch.allclose(fresh.state_dict()[key].float(), value.float(), atol=1e-3, rtol=1e-3), key
