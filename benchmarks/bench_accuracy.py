@@ -4,10 +4,11 @@
         [--backend onnx|torch] [--threads 1] [--with-yolo] [--json PATH] [--self-check]
 
 Top-down with ground-truth boxes: every model gets the same GT person boxes (xyxy) of every
-image in `shared/data/` `coco_sample` (COCO-17), `crowdpose` (CrowdPose-14; its 12 limb joints
-map to COCO 5..16, the head/neck points and COCO's face slots are unlabelled) and `humanart`
-(COCO-17). Every annotated person with a box and >= 1 labelled joint counts; none of these
-images is in the training data. Metrics per set and pooled ("all"):
+image in `shared/data/` `coco_sample` and `humanart` (COCO-17), `crowdpose` (CrowdPose-14),
+`aic` (AI Challenger-14) and `mhp` (MHP-16). Other layouts are mapped onto COCO by joint name:
+their 12 limb joints land in COCO 5..16; head top, neck, pelvis and thorax are dropped and
+COCO's face slots stay unlabelled. Every annotated person with a box and >= 1 labelled joint
+counts; none of these images is in the training data. Metrics per set and pooled ("all"):
 
 - OKS: the COCO formula with `OKS_SIGMAS`, area = GT `area` (box w*h where absent), over the
   labelled joints only; the table shows the mean over people.
@@ -17,7 +18,7 @@ images is in the training data. Metrics per set and pooled ("all"):
 
 `--with-yolo` adds YOLO11n-pose run on the full image, matched to GT boxes by IoU (an unmatched
 person scores 0). `--self-check` scores the GT keypoints themselves (must give 1.0 and 1.0)
-and loads no model. Twenty-odd people: read the numbers as a sanity check, not a benchmark.
+and loads no model. Thirty-odd people: read the numbers as a sanity check, not a benchmark.
 """
 
 from __future__ import annotations
@@ -47,10 +48,6 @@ YOLO = DATA / "models" / "yolo11n-pose" / "yolo11n-pose.onnx"
 PCK_ALPHA = 0.2
 # (left shoulder, right hip), (right shoulder, left hip) in COCO order.
 TORSO_DIAGONALS = ((5, 12), (6, 11))
-CROWDPOSE_NAMES = (
-    "left_shoulder right_shoulder left_elbow right_elbow left_wrist right_wrist "
-    "left_hip right_hip left_knee right_knee left_ankle right_ankle head neck"
-).split()
 COCO_NAMES = (
     "nose left_eye right_eye left_ear right_ear left_shoulder right_shoulder left_elbow right_elbow "
     "left_wrist right_wrist left_hip right_hip left_knee right_knee left_ankle right_ankle"
@@ -71,20 +68,24 @@ class Image:
     people: list[Person] = field(default_factory=list)
 
 
-def _load_set(json_path: Path, image_dir: Path, layout: str, strip_prefix: str = "") -> list[Image]:
-    """Images with their people in COCO-17 order; `layout` is "coco" or "crowdpose"."""
+def _coco_index(names: list[str], json_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(source, target) indices mapping a keypoint layout onto COCO-17 by joint name.
+
+    Names are compared case-blind with spaces and dashes as underscores ("Right-ankle" and
+    "Right Ankle" are COCO's right_ankle); joints COCO lacks are dropped.
+    """
+    normal = [name.strip().lower().replace(" ", "_").replace("-", "_") for name in names]
+    pairs = [(i, COCO_NAMES.index(name)) for i, name in enumerate(normal) if name in COCO_NAMES]
+    if len(pairs) < 12:
+        raise SystemExit(f"{json_path}: cannot map keypoints {names} onto COCO-17 by name")
+    source, target = (np.array(column) for column in zip(*pairs, strict=True))
+    return source, target
+
+
+def _load_set(json_path: Path, image_dir: Path, strip_prefix: str = "") -> list[Image]:
+    """Images with their people in COCO-17 order (see `_coco_index`)."""
     data = json.loads(json_path.read_text())
-    names = data["categories"][0]["keypoints"]
-    if layout == "crowdpose":
-        if names != CROWDPOSE_NAMES:
-            raise SystemExit(f"{json_path}: unexpected CrowdPose keypoint order {names}")
-        # CrowdPose 0..11 (shoulders..ankles) are COCO 5..16 in the same order; head/neck are dropped.
-        source = np.arange(12)
-        target = np.arange(5, 17)
-    else:
-        if names[:NUM_KEYPOINTS] != COCO_NAMES:
-            raise SystemExit(f"{json_path}: keypoints are not COCO-17 order: {names}")
-        source = target = np.arange(NUM_KEYPOINTS)
+    source, target = _coco_index(data["categories"][0]["keypoints"], json_path)
     images = {}
     for info in data["images"]:
         name = info["file_name"]
@@ -106,11 +107,13 @@ def _load_set(json_path: Path, image_dir: Path, layout: str, strip_prefix: str =
 
 def load_datasets() -> dict[str, list[Image]]:
     return {
-        "coco_sample": _load_set(DATA / "coco_sample" / "test_coco.json", DATA / "coco_sample", "coco"),
-        "crowdpose": _load_set(DATA / "crowdpose" / "test_crowdpose.json", DATA / "crowdpose", "crowdpose"),
+        "coco_sample": _load_set(DATA / "coco_sample" / "test_coco.json", DATA / "coco_sample"),
+        "crowdpose": _load_set(DATA / "crowdpose" / "test_crowdpose.json", DATA / "crowdpose"),
         "humanart": _load_set(
-            DATA / "humanart" / "test_humanart.json", DATA / "humanart", "coco", "HumanArt/images/"
+            DATA / "humanart" / "test_humanart.json", DATA / "humanart", "HumanArt/images/"
         ),
+        "aic": _load_set(DATA / "aic" / "test_aic.json", DATA / "aic"),
+        "mhp": _load_set(DATA / "mhp" / "test_mhp.json", DATA / "mhp"),
     }
 
 

@@ -94,6 +94,25 @@ def test_data_config_from_dict() -> None:
         from_dict(DataConfig, {"use_udp": True})
 
 
+def test_sigma_schedule_widens_early_targets_and_ends_at_the_papers_sigma(coco_dir: Path) -> None:
+    cfg = from_dict(DataConfig, {**NO_AUG, "sigma_schedule": [[0, 8.0], [3, 4.0], [5, 2.0]]})
+    assert [cfg.sigma_at(e) for e in (0, 2, 3, 4, 5, 99)] == [8.0, 8.0, 4.0, 4.0, 2.0, 2.0]
+    ds = _coco(coco_dir, train=True, cfg=cfg)
+    mass = {}
+    for epoch in (0, 3, 5):
+        ds.set_epoch(epoch)
+        target = ds[0]["target"].numpy()
+        mass[epoch] = target.sum(axis=(1, 2)).max()  # the Gaussian's area grows with sigma^2
+    assert mass[0] > 3 * mass[3] > 9 * mass[5]
+    # Validation targets always use the paper's sigma.
+    val = _coco(coco_dir, train=False, cfg=cfg)
+    val.set_epoch(0)
+    plain = _coco(coco_dir, train=False, cfg=DataConfig(**NO_AUG))
+    np.testing.assert_array_equal(val[0]["target"].numpy(), plain[0]["target"].numpy())
+    with pytest.raises(ValueError, match="sigma_schedule"):
+        DataConfig(sigma_schedule=((3, 4.0), (0, 8.0)))
+
+
 def test_scale_rotation_ranges() -> None:
     rng = np.random.default_rng(0)
     draws = [random_scale_rotation(np.ones(2), rng) for _ in range(400)]

@@ -43,6 +43,9 @@ class DataConfig:
     image_size: tuple[int, int] = (192, 256)
     heatmap_size: tuple[int, int] = (48, 64)
     sigma: float = 2.0
+    # Coarse-to-fine targets for short schedules: ((first_epoch, sigma), ...), 0-based epochs.
+    # Empty (the paper's recipe) means `sigma` throughout; before the first entry, `sigma` too.
+    sigma_schedule: tuple[tuple[int, float], ...] = ()
     unbiased_encoding: bool = True
     padding: float = 1.25
     shift_prob: float = 0.3
@@ -66,6 +69,17 @@ class DataConfig:
             raise ValueError(f"scale_factor must be in [0, 1), got {self.scale_factor}")
         if self.use_udp:
             raise ValueError("use_udp is not supported: SDPose trains and tests without UDP")
+        starts = [int(start) for start, _ in self.sigma_schedule]
+        if starts != sorted(set(starts)) or any(sigma <= 0 for _, sigma in self.sigma_schedule):
+            raise ValueError("sigma_schedule needs increasing first epochs and positive sigmas")
+
+    def sigma_at(self, epoch: int) -> float:
+        """The target Gaussian's sigma in the 0-based ``epoch`` (see ``sigma_schedule``)."""
+        sigma = self.sigma
+        for start, value in self.sigma_schedule:
+            if epoch >= start:
+                sigma = value
+        return float(sigma)
 
     @property
     def aspect_ratio(self) -> float:
@@ -295,8 +309,9 @@ class CocoKeypointDataset(Dataset):
         joints_matrix, image_matrix = augment.crop_matrices(center, scale, rot, cfg.image_size, flip_width)
         crop = augment.affine_crop(image, image_matrix, cfg.image_size)
         crop_joints = augment.transform_joints(joints, vis, joints_matrix)
+        sigma = cfg.sigma_at(self.epoch) if self.train else cfg.sigma
         target, weight = gaussian_targets(
-            crop_joints, vis, cfg.heatmap_size, cfg.image_size, cfg.sigma, cfg.unbiased_encoding
+            crop_joints, vis, cfg.heatmap_size, cfg.image_size, sigma, cfg.unbiased_encoding
         )
         joints_out = np.concatenate([crop_joints, vis[:, None]], axis=1).astype(np.float32)
         return {
