@@ -117,6 +117,32 @@ def load_datasets() -> dict[str, list[Image]]:
     }
 
 
+def load_training_sample(ann_file: Path, image_root: Path, per_source: int, seed: int = 0) -> dict:
+    """Up to ``per_source`` random people from each source folder of a training file.
+
+    The source is the first real folder of each image's path (``pool``, ``lsp``, ``vtest`` ...
+    in a `pseudo_label --merge` file). Scoring on them says how well the model fits its own
+    training data, to set beside the held-out figures.
+    """
+    images = _load_set(ann_file, image_root)
+    people = [(image.path, person) for image in images for person in image.people]
+    by_source: dict[str, list] = {}
+    for path, person in people:
+        parts = [part for part in Path(path).relative_to(image_root).parts if part not in ("..", ".")]
+        by_source.setdefault(parts[0] if len(parts) > 1 else "(root)", []).append((path, person))
+    rng = np.random.default_rng(seed)
+    sample = {}
+    for source, items in sorted(by_source.items()):
+        chosen = [
+            items[i] for i in sorted(rng.choice(len(items), min(per_source, len(items)), replace=False))
+        ]
+        grouped: dict[Path, Image] = {}
+        for path, person in chosen:
+            grouped.setdefault(path, Image(path)).people.append(person)
+        sample[source] = list(grouped.values())
+    return sample
+
+
 def oks(pred: np.ndarray, person: Person) -> float:
     """COCO object keypoint similarity over the person's labelled joints."""
     d2 = ((pred - person.keypoints) ** 2).sum(axis=1)
@@ -301,7 +327,12 @@ def main() -> int:
     parser.add_argument("--yolo-iou", type=float, default=0.5, help="min IoU to match a YOLO box to a GT box")
     parser.add_argument("--json", type=Path, default=None, help="also write the table here")
     parser.add_argument("--self-check", action="store_true", help="score the GT itself (1.0 / 1.0)")
+    parser.add_argument("--train-ann", type=Path, help="also score ours on a sample of this training file")
+    parser.add_argument("--train-root", type=Path, help="image folder of --train-ann")
+    parser.add_argument("--train-per-source", type=int, default=40, help="people per source folder")
     args = parser.parse_args()
+    if (args.train_ann is None) != (args.train_root is None):
+        parser.error("--train-ann and --train-root go together")
 
     cv2.setNumThreads(args.threads)
     import torch
@@ -323,6 +354,11 @@ def main() -> int:
             matched = [0, 0]
             result = evaluate(yolo_predictor(args, matched), datasets)
             rows[f"yolo11n-pose ({matched[0]}/{matched[1]} matched)"] = result
+        if args.train_ann:
+            fit_sets = load_training_sample(args.train_ann, args.train_root, args.train_per_source)
+            fit = {ours_label: evaluate(engine_predictor(args), fit_sets)}
+            print("\nFit on the training data (labels: the teacher's, or LSP's human ones):")
+            print(format_table(fit, [*fit_sets, "all"], None))
 
     print()
     print(format_table(rows, sets, diff))

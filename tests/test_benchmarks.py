@@ -60,3 +60,26 @@ def test_train_benchmark_stand_in_data_is_a_valid_training_set(tmp_path: Path) -
     assert sample["image"].shape == (3, 256, 192)
     assert float(sample["target_weight"].sum()) > 0  # keypoints land inside the crop
     assert np.isfinite(sample["target"].numpy()).all()
+
+
+def test_accuracy_benchmark_samples_training_people_per_source_folder(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    bench = _load("bench_accuracy")
+    coco = json.loads((shared_dir / "data" / "coco_sample" / "test_coco.json").read_text())
+    root = tmp_path / "merged" / "images"
+    root.mkdir(parents=True)
+    for index, image in enumerate(coco["images"]):
+        source = tmp_path / ("a" if index % 2 == 0 else "b")
+        source.mkdir(exist_ok=True)
+        (source / image["file_name"]).write_bytes(
+            (shared_dir / "data" / "coco_sample" / image["file_name"]).read_bytes()
+        )
+        image["file_name"] = f"../../{source.name}/{image['file_name']}"  # as `pseudo_label --merge`
+    ann = tmp_path / "merged" / "annotations.json"
+    ann.write_text(json.dumps(coco))
+    sample = bench.load_training_sample(ann, root, per_source=3)
+    assert sorted(sample) == ["a", "b"]
+    for images in sample.values():
+        people = [person for image in images for person in image.people]
+        assert len(people) == 3 and all(image.path.is_file() for image in images)
