@@ -1,7 +1,7 @@
 """Training images/s and what limits it: data loading alone, the model step alone, both (issue 5).
 
     .venv/bin/python benchmarks/bench_train.py --device cuda [--configs sdpose_t sdpose_b] \
-        [--workers 14] [--steps 40] [--data-root DIR --train-ann FILE] [--json out.json]
+        [--workers 14] [--steps 40] [--data-root DIR --train-ann FILE] [--profile] [--json out.json]
 
 Each recipe (configs/, e.g. sdpose_t: batch 64, bf16 AMP on CUDA) is timed three ways:
 * loader: the training DataLoader alone (JPEG decode, MMPose augmentation, targets, collation);
@@ -98,8 +98,12 @@ def time_loader(trainer: Trainer, steps: int) -> float:
     return rate
 
 
-def time_step(trainer: Trainer, steps: int) -> float:
-    """Images/s of forward + loss + backward + Adam on one batch kept on the device."""
+def time_step(trainer: Trainer, steps: int, profile: bool = False) -> float:
+    """Images/s of forward + loss + backward + Adam on one batch kept on the device.
+
+    ``profile``: also print the operators that take the most time over three more steps
+    (torch.profiler), to see whether convolutions, attention or the MLP head dominate.
+    """
     batch = next(iter(build_loader(trainer.train_set, trainer.cfg.batch_size, shuffle=False, workers=0)))
     images = batch["image"].to(trainer.device)
     target = batch["target"].to(trainer.device)
@@ -121,7 +125,21 @@ def time_step(trainer: Trainer, steps: int) -> float:
     for _ in range(steps):
         step()
     _sync(trainer.device)
-    return steps * images.shape[0] / (time.perf_counter() - start)
+    rate = steps * images.shape[0] / (time.perf_counter() - start)
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        activities = [ProfilerActivity.CPU]
+        if trainer.device.type == "cuda":
+            activities.append(ProfilerActivity.CUDA)
+        with torch_profile(activities=activities) as prof:
+            for _ in range(3):
+                step()
+            _sync(trainer.device)
+        key = "self_cuda_time_total" if trainer.device.type == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=15))
+    return rate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--train-ann", type=Path)
     parser.add_argument("--cpu-amp", action="store_true", help="bf16 autocast on a CPU too")
+    parser.add_argument("--profile", action="store_true", help="print the top operators of the model step")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     if (args.data_root is None) != (args.train_ann is None):
@@ -175,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu_amp=args.cpu_amp,
             )
             loader_rate = time_loader(trainer, args.steps)
-            step_rate = time_step(trainer, args.steps)
+            step_rate = time_step(trainer, args.steps, args.profile)
             trainer.train_epoch()  # warm-up pass (workers, cudnn autotuning)
             trainer.epoch += 1
             full_rate = trainer.train_epoch()["images_per_s"]
