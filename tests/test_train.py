@@ -159,3 +159,17 @@ def test_image_missing_mid_run_is_one_line(tmp_path, coco, capsys):
     assert run_cli(main, argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and doomed.name in err[0], err
+
+
+def test_every_recipe_in_configs_loads_and_the_distill_stages_share_weights():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("sdpose_*.yaml"))
+    recipes = {path.stem: load_recipe(path) for path in configs}
+    assert {"sdpose_t", "sdpose_s_v1", "sdpose_s_v2", "sdpose_b", "sdpose_t_distill_stage2"} <= set(recipes)
+    # Stage 1 (one MCT cycle) trains exactly the parameters stage 2 (three cycles) starts from.
+    stage1 = build_model(recipes["sdpose_t_distill_stage1"].model)
+    stage2 = build_model(recipes["sdpose_t_distill_stage2"].model)
+    assert stage1.cfg.cycle_num == 1 and stage2.cfg.cycle_num == 3
+    load_checkpoint(stage2, {"state_dict": stage1.state_dict()})
+    assert recipes["sdpose_t_distill_stage2"].data.sigma_at(10**6) == 2.0  # ends on the paper's targets
