@@ -99,7 +99,8 @@ def time_loader(trainer: Trainer, steps: int) -> float:
 
 
 def time_step(trainer: Trainer, steps: int, profile: bool = False) -> float:
-    """Images/s of forward + loss + backward + Adam on one batch kept on the device.
+    """Images/s of `Trainer.train_step` (forward, loss, backward, Adam) on one batch kept on
+    the device.
 
     ``profile``: also print the operators that take the most time over three more steps
     (torch.profiler), to see whether convolutions, attention or the MLP head dominate.
@@ -111,12 +112,7 @@ def time_step(trainer: Trainer, steps: int, profile: bool = False) -> float:
     trainer.net.train()
 
     def step() -> None:
-        with trainer._autocast():
-            outputs = trainer.net(images)
-        loss = trainer.criterion(outputs, target, weight)["loss"]
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trainer.optimizer.step()
+        trainer.train_step(images, target, weight)
 
     for _ in range(3):
         step()

@@ -191,6 +191,26 @@ class Trainer:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         return bool(finite.item())
 
+    def train_step(
+        self, images: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, step_in_epoch: int = 0
+    ) -> dict[str, torch.Tensor]:
+        """One optimiser step on a batch already on the device: forward (all MCT cycles),
+        losses, a finite check on every rank, backward, Adam. Returns the losses."""
+        with self._autocast():
+            outputs = self.net(images)
+        losses = self.criterion(outputs, target, weight)
+        loss = losses["loss"]
+        if not self._all_finite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step_in_epoch + 1} (iteration "
+                f"{self.iteration + 1}); training stopped, the last good checkpoint is {self.latest}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iteration += 1
+        return losses
+
     def train_epoch(self) -> dict[str, float]:
         from tqdm import tqdm
 
@@ -216,19 +236,8 @@ class Trainer:
             images = batch["image"].to(self.device, non_blocking=True)
             target = batch["target"].to(self.device, non_blocking=True)
             weight = batch["target_weight"].to(self.device, non_blocking=True)
-            with self._autocast():
-                outputs = self.net(images)
-            losses = self.criterion(outputs, target, weight)
+            losses = self.train_step(images, target, weight, steps)
             loss = losses["loss"]
-            if not self._all_finite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {self.epoch + 1}, step {steps + 1} (iteration "
-                    f"{self.iteration + 1}); training stopped, the last good checkpoint is {self.latest}"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.iteration += 1
             steps += 1
             seen += images.shape[0]
             for name, value in losses.items():
