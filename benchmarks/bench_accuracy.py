@@ -347,7 +347,8 @@ def main() -> int:
         rows["ground truth (self-check)"] = evaluate(ground_truth_predictor(), datasets)
     else:
         ours_label = f"ours {args.model}" + (" +flip" if args.flip_test else "")
-        rows[ours_label] = evaluate(engine_predictor(args), datasets)
+        ours = engine_predictor(args)
+        rows[ours_label] = evaluate(ours, datasets)
         rows["movenet thunder (teacher)"] = evaluate(movenet_predictor(args), datasets)
         diff = (ours_label, "movenet thunder (teacher)")
         if args.with_yolo:
@@ -356,7 +357,7 @@ def main() -> int:
             rows[f"yolo11n-pose ({matched[0]}/{matched[1]} matched)"] = result
         if args.train_ann:
             fit_sets = load_training_sample(args.train_ann, args.train_root, args.train_per_source)
-            fit = {ours_label: evaluate(engine_predictor(args), fit_sets)}
+            fit = {ours_label: evaluate(ours, fit_sets)}
             print("\nFit on the training data (labels: the teacher's, or LSP's human ones):")
             print(format_table(fit, [*fit_sets, "all"], None))
 
