@@ -5,7 +5,9 @@
 
 Top-down with ground-truth boxes: every model gets the same GT person boxes (xyxy) of every
 image in `shared/data/` `coco_sample` and `humanart` (COCO-17), `crowdpose` (CrowdPose-14),
-`aic` (AI Challenger-14) and `mhp` (MHP-16). Other layouts are mapped onto COCO by joint name:
+`aic` (AI Challenger-14), `mhp` (MHP-16), `jhmdb` (JHMDB-15) and `mpii` (MPII-16, list format: its
+box is the extent of the 16 joints, head top included, widened by 15 % per side, as the set
+has no boxes). Other layouts are mapped onto COCO by joint name:
 their 12 limb joints land in COCO 5..16; head top, neck, pelvis and thorax are dropped and
 COCO's face slots stay unlabelled. Every annotated person with a box and >= 1 labelled joint
 counts; none of these images is in the training data. Metrics per set and pooled ("all"):
@@ -105,6 +107,32 @@ def _load_set(json_path: Path, image_dir: Path, strip_prefix: str = "") -> list[
     return [image for image in images.values() if image.people]
 
 
+# MPII-16 joint order (the list format has no names): index -> COCO name.
+MPII_NAMES = (
+    "right_ankle right_knee right_hip left_hip left_knee left_ankle pelvis thorax upper_neck head_top "
+    "right_wrist right_elbow right_shoulder left_shoulder left_elbow left_wrist"
+).split()
+
+
+def _load_mpii(json_path: Path, image_dir: Path, pad: float = 0.15) -> list[Image]:
+    """MPII list-format people in COCO-17 order; box = joint extent widened by ``pad`` per side."""
+    source, target = _coco_index(MPII_NAMES, json_path)
+    images: dict[str, Image] = {}
+    for entry in json.loads(json_path.read_text()):
+        raw, vis = np.asarray(entry["joints"], dtype=np.float64), np.asarray(entry["joints_vis"]) > 0
+        if not vis.any():
+            continue
+        kpts, labelled = np.zeros((NUM_KEYPOINTS, 2)), np.zeros(NUM_KEYPOINTS, dtype=bool)
+        kpts[target], labelled[target] = raw[source], vis[source]
+        (x1, y1), (x2, y2) = raw[vis].min(axis=0), raw[vis].max(axis=0)
+        dx, dy = pad * (x2 - x1), pad * (y2 - y1)
+        box = np.array([x1 - dx, y1 - dy, x2 + dx, y2 + dy])
+        area = float((box[2] - box[0]) * (box[3] - box[1]))
+        image = images.setdefault(entry["image"], Image(image_dir / entry["image"]))
+        image.people.append(Person(box, kpts, labelled, area))
+    return [image for image in images.values() if image.people]
+
+
 def load_datasets() -> dict[str, list[Image]]:
     return {
         "coco_sample": _load_set(DATA / "coco_sample" / "test_coco.json", DATA / "coco_sample"),
@@ -114,6 +142,8 @@ def load_datasets() -> dict[str, list[Image]]:
         ),
         "aic": _load_set(DATA / "aic" / "test_aic.json", DATA / "aic"),
         "mhp": _load_set(DATA / "mhp" / "test_mhp.json", DATA / "mhp"),
+        "jhmdb": _load_set(DATA / "jhmdb" / "test_jhmdb_sub1.json", DATA / "jhmdb"),
+        "mpii": _load_mpii(DATA / "mpii" / "test_mpii.json", DATA / "mpii"),
     }
 
 

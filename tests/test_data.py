@@ -19,6 +19,7 @@ from sdpose_core.data import (
     build_loader,
     crop_matrices,
     gaussian_targets,
+    random_photometric,
     random_scale_rotation,
     set_loader_epoch,
 )
@@ -111,6 +112,36 @@ def test_sigma_schedule_widens_early_targets_and_ends_at_the_papers_sigma(coco_d
     np.testing.assert_array_equal(val[0]["target"].numpy(), plain[0]["target"].numpy())
     with pytest.raises(ValueError, match="sigma_schedule"):
         DataConfig(sigma_schedule=((3, 4.0), (0, 8.0)))
+
+
+def test_photometric_jitter_changes_colours_but_not_where_the_joints_are(coco_dir: Path) -> None:
+    """Opt-in colour/blur jitter: the crop's pixels change, its geometry and targets do not."""
+    plain = _coco(coco_dir, train=True, cfg=DataConfig(), seed=5)
+    jitter = _coco(coco_dir, train=True, cfg=DataConfig(photometric_prob=1.0), seed=5)
+    changed = 0
+    for index in range(len(plain)):
+        a, b = plain[index], jitter[index]
+        np.testing.assert_array_equal(a["joints"].numpy(), b["joints"].numpy())
+        np.testing.assert_array_equal(a["target"].numpy(), b["target"].numpy())
+        changed += int(not torch.equal(a["image"], b["image"]))
+    assert changed >= len(plain) - 1  # each of the 6 effects is a coin flip; all 6 missing is rare
+    # Validation never jitters, and the paper recipe (prob 0) leaves the crop untouched.
+    val_plain = _coco(coco_dir, train=False, cfg=DataConfig())
+    val_jitter = _coco(coco_dir, train=False, cfg=DataConfig(photometric_prob=1.0))
+    assert torch.equal(val_plain[0]["image"], val_jitter[0]["image"])
+    crop = np.full((8, 6, 3), 100, np.uint8)
+    assert random_photometric(crop, np.random.default_rng(0), prob=0.0) is crop
+    with pytest.raises(ValueError, match="photometric_prob"):
+        DataConfig(photometric_prob=1.5)
+
+
+def test_photometric_jitter_stays_in_a_plausible_range() -> None:
+    """Strong but not destructive: mean brightness moves, a mid-grey crop never saturates to 0/255."""
+    rng = np.random.default_rng(1)
+    crop = np.random.default_rng(2).integers(60, 190, (64, 48, 3)).astype(np.uint8)
+    means = [float(random_photometric(crop, rng, prob=1.0).mean()) for _ in range(200)]
+    assert np.std(means) > 5.0
+    assert 20.0 < min(means) and max(means) < 235.0
 
 
 def test_scale_rotation_ranges() -> None:

@@ -5,6 +5,10 @@ crop. Every random step takes an explicit ``np.random.Generator`` and draws its 
 the same order and under the same conditions as the MMPose transform, so a fixed seed gives
 one fixed sample. Joints are (K,2) pixel coordinates, ``visible`` is (K,) 0/1.
 
+`random_photometric` is not in SDPose's recipe (its config has no colour augmentation): it is
+an opt-in for small, narrow training sets (``DataConfig.photometric_prob``) and draws its random
+numbers after all geometric steps, so a seed's crop geometry is the same with it on or off.
+
 Flip without flipping the image: MMPose mirrors the whole image (``img[:, ::-1]``), sets
 ``center_x = width - 1 - center_x`` and mirrors the joints the same way. Here the joints and
 the centre move exactly like that (so half-body, scale and rotation see MMPose's numbers),
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from sdpose_core.geometry import PIXEL_STD, apply_affine, get_affine_matrix, warp_crops
@@ -34,6 +39,7 @@ __all__ = [
     "crop_matrices",
     "affine_crop",
     "transform_joints",
+    "random_photometric",
 ]
 
 
@@ -204,4 +210,51 @@ def transform_joints(joints: np.ndarray, visible: np.ndarray, matrix: np.ndarray
     """
     out = apply_affine(np.asarray(joints, dtype=np.float64)[:, :2], matrix)
     out[np.asarray(visible) <= 0] = 0.0
+    return out
+
+
+def random_photometric(
+    crop_bgr: np.ndarray,
+    rng: np.random.Generator,
+    prob: float = 0.5,
+    brightness: float = 32.0,
+    contrast: tuple[float, float] = (0.6, 1.4),
+    saturation: tuple[float, float] = (0.6, 1.4),
+    hue: float = 12.0,
+    gray_prob: float = 0.1,
+    blur_prob: float = 0.1,
+) -> np.ndarray:
+    """Colour and sharpness jitter of a (h,w,3) uint8 BGR crop; returns a new uint8 crop.
+
+    With probability ``prob`` each of brightness (+-``brightness`` levels), contrast, saturation
+    and hue (+-``hue`` OpenCV hue units, i.e. degrees / 2) is applied in that order, each with
+    chance 1/2, as MMDetection's ``PhotoMetricDistortion``; then grayscale (``gray_prob``) and a
+    3x3 or 5x5 Gaussian blur (``blur_prob``), for faded footage and motion blur. Every number is
+    drawn whether or not it is used, so the draws per sample are fixed. ``prob`` 0 draws nothing.
+    """
+    if prob <= 0.0:
+        return crop_bgr
+    apply, coins = rng.random() < prob, rng.random(6)
+    delta = rng.uniform(-brightness, brightness)
+    alpha, sat = rng.uniform(*contrast), rng.uniform(*saturation)
+    shift, blur_size = rng.uniform(-hue, hue), int(rng.choice([3, 5]))
+    if not apply:
+        return crop_bgr
+    out = crop_bgr.astype(np.float32)
+    if coins[0] < 0.5:
+        out += delta
+    if coins[1] < 0.5:
+        out *= alpha
+    if coins[2] < 0.5 or coins[3] < 0.5:
+        hsv = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+        if coins[2] < 0.5:
+            hsv[..., 1] *= sat
+        if coins[3] < 0.5:
+            hsv[..., 0] = np.mod(hsv[..., 0] + shift, 180.0)
+        out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if coins[4] < gray_prob:
+        out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if coins[5] < blur_prob:
+        out = cv2.GaussianBlur(out, (blur_size, blur_size), 0)
     return out

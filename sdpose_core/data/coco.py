@@ -58,9 +58,12 @@ class DataConfig:
     rot_factor: float = 45.0
     rot_prob: float = 0.6
     use_udp: bool = False
+    # Not in SDPose's recipe (0 = off): chance of colour/blur jitter per training crop, for small
+    # or narrow training sets (see `augment.random_photometric`).
+    photometric_prob: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("shift_prob", "flip_prob", "half_body_prob", "rot_prob"):
+        for name in ("shift_prob", "flip_prob", "half_body_prob", "rot_prob", "photometric_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if min(*self.image_size, *self.heatmap_size) <= 0 or self.sigma <= 0 or self.padding <= 0:
@@ -308,6 +311,8 @@ class CocoKeypointDataset(Dataset):
             joints, vis = rec.joints, rec.visible
         joints_matrix, image_matrix = augment.crop_matrices(center, scale, rot, cfg.image_size, flip_width)
         crop = augment.affine_crop(image, image_matrix, cfg.image_size)
+        if self.train:
+            crop = augment.random_photometric(crop, rng, cfg.photometric_prob)
         crop_joints = augment.transform_joints(joints, vis, joints_matrix)
         sigma = cfg.sigma_at(self.epoch) if self.train else cfg.sigma
         target, weight = gaussian_targets(
