@@ -83,3 +83,28 @@ def test_accuracy_benchmark_samples_training_people_per_source_folder(
     for images in sample.values():
         people = [person for image in images for person in image.people]
         assert len(people) == 3 and all(image.path.is_file() for image in images)
+
+
+def test_accuracy_benchmark_maps_every_held_out_layout_onto_coco(shared_dir: Path) -> None:
+    """Seven human-labelled sets, 41 people; MPII's unnamed list order lands on COCO's joints."""
+    bench = _load("bench_accuracy")
+    sets = bench.load_datasets()
+    counts = {name: sum(len(image.people) for image in images) for name, images in sets.items()}
+    assert counts == {
+        "coco_sample": 12,
+        "crowdpose": 4,
+        "humanart": 4,
+        "aic": 9,
+        "mhp": 4,
+        "jhmdb": 3,
+        "mpii": 5,
+    }
+    raw = json.loads((shared_dir / "data" / "mpii" / "test_mpii.json").read_text())[0]
+    person = next(image for image in sets["mpii"] if image.path.name == raw["image"]).people[0]
+    coco_from_mpii = {5: 13, 6: 12, 9: 15, 10: 10, 15: 5, 16: 0}  # shoulders, wrists, ankles
+    for coco_index, mpii_index in coco_from_mpii.items():
+        np.testing.assert_allclose(person.keypoints[coco_index], raw["joints"][mpii_index])
+    assert not person.labelled[:5].any()  # MPII has no face joints
+    x1, y1, x2, y2 = person.box
+    joints = np.asarray(raw["joints"])
+    assert x1 < joints[:, 0].min() and joints[:, 0].max() < x2 and y1 < joints[:, 1].min()
