@@ -5,11 +5,11 @@
 
 Top-down with ground-truth boxes: every model gets the same GT person boxes (xyxy) of every
 image in `shared/data/` `coco_sample` and `humanart` (COCO-17), `crowdpose` (CrowdPose-14),
-`aic` (AI Challenger-14), `mhp` (MHP-16), `jhmdb` (JHMDB-15) and `mpii` (MPII-16, list format: its
-box is the extent of the 16 joints, head top included, widened by 15 % per side, as the set
-has no boxes). Other layouts are mapped onto COCO by joint name:
-their 12 limb joints land in COCO 5..16; head top, neck, pelvis and thorax are dropped and
-COCO's face slots stay unlabelled. Every annotated person with a box and >= 1 labelled joint
+`aic` (AI Challenger-14), `mhp` (MHP-16), `jhmdb` (JHMDB-15) and `mpii` (MPII-16, list format:
+its box is the extent of the 16 joints, head top included, widened by 15 % per side, as the
+set has no boxes). Other layouts are mapped onto COCO by joint name: their 12 limb joints
+land in COCO 5..16; head top, neck, pelvis and thorax are dropped and COCO's face slots stay
+unlabelled. Every annotated person with a box and >= 1 labelled joint
 counts; none of these images is in the training data. Metrics per set and pooled ("all"):
 
 - OKS: the COCO formula with `OKS_SIGMAS`, area = GT `area` (box w*h where absent), over the
@@ -20,7 +20,7 @@ counts; none of these images is in the training data. Metrics per set and pooled
 
 `--with-yolo` adds YOLO11n-pose run on the full image, matched to GT boxes by IoU (an unmatched
 person scores 0). `--self-check` scores the GT keypoints themselves (must give 1.0 and 1.0)
-and loads no model. Thirty-odd people: read the numbers as a sanity check, not a benchmark.
+and loads no model. Forty-one people: read the numbers as a sanity check, not a benchmark.
 """
 
 from __future__ import annotations

@@ -224,7 +224,8 @@ def random_photometric(
     gray_prob: float = 0.1,
     blur_prob: float = 0.1,
 ) -> np.ndarray:
-    """Colour and sharpness jitter of a (h,w,3) uint8 BGR crop; returns a new uint8 crop.
+    """Colour and sharpness jitter of a (h,w,3) uint8 BGR crop: a new uint8 crop, or the same
+    array when the ``prob`` draw says no jitter.
 
     With probability ``prob`` each of brightness (+-``brightness`` levels), contrast, saturation
     and hue (+-``hue`` OpenCV hue units, i.e. degrees / 2) is applied in that order, each with
