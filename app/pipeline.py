@@ -1,9 +1,17 @@
 """The runtime path: frames in, `FrameResult`s out.
 
-detector (every N frames) -> batched SDPose engine -> tracker. Between detections a person's
-box comes from the extent of their last confident keypoints, so the detector's cost is paid
-rarely; a person entering is picked up at the next detection. The CLI and the GUI both
-consume `PosePipeline.run`, a generator that never collects results.
+detector (every N frames) -> batched SDPose engine -> tracker. Between detections each person's
+box is carried: the detector's box, moved and scaled as their confident joints moved between
+the last two frames, and tagged with their track id so the tracker keeps it without
+re-matching. The detector's cost is paid rarely; a person entering is picked up at the next
+detection. The CLI and the GUI both consume `PosePipeline.run`, a generator that never collects
+results.
+
+Why the box is moved rather than rebuilt from the joints' extent: a rebuilt box is only as good
+as the pose model. With under-confident or collapsed limbs it narrows frame by frame, the crop
+gets worse, confidences fall further and the person is dropped or re-identified (77 track ids
+for 2 people on the demo clip with the bundled weights). Moving the detector's box keeps the
+crop the detector chose and follows the person's motion.
 """
 
 from __future__ import annotations
@@ -22,7 +30,16 @@ from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
 
 MIN_PERSON_SPREAD = 8.0  # pixels: the confident joints of a tracked person span at least this
 
-__all__ = ["AppConfig", "DetectorConfig", "DetectionSchedule", "PosePipeline", "boxes_from_keypoints"]
+MAX_SCALE_STEP = 0.1  # a carried box grows or shrinks by at most 10 % a frame
+
+__all__ = [
+    "AppConfig",
+    "DetectorConfig",
+    "DetectionSchedule",
+    "PosePipeline",
+    "confident_people",
+    "follow_boxes",
+]
 
 
 @dataclass
@@ -42,7 +59,6 @@ class DetectionSchedule:
     adaptive_max_every: int = 15
     kpt_score: float = 0.3
     min_kpts: int = 4
-    box_expand: float = 1.15
     duplicate_iou: float = 0.6
 
     def __post_init__(self) -> None:
@@ -69,25 +85,47 @@ class AppConfig:
         return from_dict(cls, load_yaml(path), where=path.name)
 
 
-def boxes_from_keypoints(
-    keypoints: np.ndarray, scores: np.ndarray, min_score: float, min_kpts: int, expand: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (M, 4) xyxy around each person's confident keypoints, grown by `expand` about their
-    centre, and the indices (M,) of the people that had at least `min_kpts` such joints."""
+def confident_people(
+    keypoints: np.ndarray, scores: np.ndarray, min_score: float, min_kpts: int
+) -> np.ndarray:
+    """Indices of the people worth carrying to the next frame: at least `min_kpts` joints with
+    score >= `min_score`, spread over at least `MIN_PERSON_SPREAD` pixels (joints collapsed
+    onto one spot are no person)."""
     confident = scores >= min_score
     keep = np.flatnonzero(confident.sum(axis=1) >= min_kpts)
-    if keep.size:  # joints collapsed onto one spot are no person
+    if keep.size:
         masked = np.where(confident[keep][..., None], keypoints[keep], np.nan)
         spread = np.nanmax(masked, axis=1) - np.nanmin(masked, axis=1)  # (M, 2)
         keep = keep[spread.max(axis=1) >= MIN_PERSON_SPREAD]
-    if keep.size == 0:
-        return np.zeros((0, 4), np.float32), keep
-    pts = keypoints[keep]
-    mask = confident[keep][..., None]
-    lo = np.where(mask, pts, np.inf).min(axis=1)
-    hi = np.where(mask, pts, -np.inf).max(axis=1)
-    centre, half = (lo + hi) / 2, (hi - lo) / 2 * expand
-    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32), keep
+    return keep
+
+
+def follow_boxes(
+    boxes: np.ndarray,
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    prev_keypoints: np.ndarray,
+    prev_scores: np.ndarray,
+    min_score: float,
+) -> np.ndarray:
+    """Each box (N, 4) moved by the median shift of its person's joints confident in both this
+    frame and the previous one, and scaled by the change of their spread (at most
+    `MAX_SCALE_STEP` a frame). A person with no such joint keeps their box; with fewer than
+    three, it is only moved. Rows of `prev_*` with NaN keypoints are people seen for the first
+    time."""
+    out = boxes.astype(np.float32, copy=True)
+    shared = (scores >= min_score) & (prev_scores >= min_score) & ~np.isnan(prev_keypoints).any(-1)
+    for i in np.flatnonzero(shared.any(axis=1)):
+        now, before = keypoints[i, shared[i]], prev_keypoints[i, shared[i]]
+        centre = (out[i, :2] + out[i, 2:]) / 2 + np.median(now - before, axis=0)
+        half = (out[i, 2:] - out[i, :2]) / 2
+        if len(now) >= 3:
+            spread_now = np.sqrt(((now - now.mean(0)) ** 2).sum(1).mean())
+            spread_before = np.sqrt(((before - before.mean(0)) ** 2).sum(1).mean())
+            if spread_before > 0:
+                half = half * np.clip(spread_now / spread_before, 1 - MAX_SCALE_STEP, 1 + MAX_SCALE_STEP)
+        out[i] = np.concatenate([centre - half, centre + half])
+    return out
 
 
 def _suppress_duplicates(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -99,6 +137,34 @@ def _suppress_duplicates(boxes: np.ndarray, scores: np.ndarray, iou: float) -> n
         if all(overlaps[i, j] < iou for j in keep):
             keep.append(int(i))
     return np.array(sorted(keep), dtype=np.int64)
+
+
+@dataclass
+class _Carried:
+    """People to pose in the coming frame: boxes (N, 4), box scores (N,), track ids (N,; -1 for
+    none), and the keypoints (N, 17, 2; NaN for none) and scores (N, 17) of the frame the boxes
+    came from, which `follow_boxes` compares with the new pose to move the box on."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    track_ids: np.ndarray
+    keypoints: np.ndarray
+    kpt_scores: np.ndarray
+
+    @classmethod
+    def detected(cls, boxes: np.ndarray, scores: np.ndarray) -> _Carried:
+        n = len(boxes)
+        return cls(
+            np.asarray(boxes, np.float32).reshape(n, 4),
+            np.asarray(scores, np.float32).reshape(n),
+            np.full(n, -1, np.int64),
+            np.full((n, 17, 2), np.nan, np.float32),
+            np.zeros((n, 17), np.float32),
+        )
+
+    @classmethod
+    def empty(cls) -> _Carried:
+        return cls.detected(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
 
 
 class PosePipeline:
@@ -120,8 +186,7 @@ class PosePipeline:
 
     def reset(self) -> None:
         """Forget all people (a new source, or a seek)."""
-        self._boxes = np.zeros((0, 4), np.float32)
-        self._box_scores = np.zeros((0,), np.float32)
+        self._carried = _Carried.empty()
         self._since_detection = 0
         self._interval = self.schedule.every
         self._first = True
@@ -152,37 +217,52 @@ class PosePipeline:
         detected = self._should_detect()
         if detected:
             detections: Detections = self.detector(frame.image)
-            self._adapt_interval(len(detections), len(self._boxes))
-            boxes, box_scores = detections.boxes, detections.scores
+            self._adapt_interval(len(detections), len(self._carried.boxes))
+            people = _Carried.detected(detections.boxes, detections.scores)
             self._since_detection = 0
             self._first = False
         else:
-            boxes, box_scores = self._boxes, self._box_scores
+            people = self._carried
         self._since_detection += 1
         timings["detect"] = (time.perf_counter() - t0) * 1e3 if detected else 0.0
 
-        keypoints, kpt_scores = self.engine.estimate(frame.image, boxes)
+        keypoints, kpt_scores = self.engine.estimate(frame.image, people.boxes)
         timings.update(self.engine.last_timings)
-        self._carry_boxes(keypoints, kpt_scores, box_scores)
-
         result = FrameResult(
-            frame, boxes.astype(np.float32), box_scores.astype(np.float32), keypoints, kpt_scores
+            frame, people.boxes.astype(np.float32), people.scores.astype(np.float32), keypoints, kpt_scores
         )
         t1 = time.perf_counter()
         if self.tracker is not None:
-            result = self.tracker.update(result)
+            result = self.tracker.update(result, hint_ids=people.track_ids)
+            rows, ids = self.tracker.last_rows, result.track_ids
+        else:
+            rows, ids = np.arange(len(people.boxes)), people.track_ids
         timings["track"] = (time.perf_counter() - t1) * 1e3
+        self._carried = self._carry(people, keypoints, kpt_scores, rows, ids)
         result.timings.update(timings)
         return result
 
-    def _carry_boxes(self, keypoints: np.ndarray, scores: np.ndarray, box_scores: np.ndarray) -> None:
+    def _carry(
+        self, people: _Carried, keypoints: np.ndarray, scores: np.ndarray, rows: np.ndarray, ids: np.ndarray
+    ) -> _Carried:
+        """The people to look for in the next frame without a detection: the ones output this
+        frame (`rows` of `people`, with track `ids`) whose pose is still confident."""
         s = self.schedule
-        boxes, keep = boxes_from_keypoints(keypoints, scores, s.kpt_score, s.min_kpts, s.box_expand)
-        carried = box_scores[keep].astype(np.float32)
-        if len(boxes) > 1:
-            unique = _suppress_duplicates(boxes, carried, s.duplicate_iou)
-            boxes, carried = boxes[unique], carried[unique]
-        self._boxes, self._box_scores = boxes, carried
+        rows = np.asarray(rows, dtype=np.int64)
+        keep = confident_people(keypoints[rows], scores[rows], s.kpt_score, s.min_kpts)
+        rows, ids = rows[keep], np.asarray(ids, dtype=np.int64)[keep]
+        boxes = follow_boxes(
+            people.boxes[rows],
+            keypoints[rows],
+            scores[rows],
+            people.keypoints[rows],
+            people.kpt_scores[rows],
+            s.kpt_score,
+        )
+        box_scores = people.scores[rows].astype(np.float32)
+        unique = _suppress_duplicates(boxes, box_scores, s.duplicate_iou) if len(boxes) > 1 else slice(None)
+        rows = rows[unique]
+        return _Carried(boxes[unique], box_scores[unique], ids[unique], keypoints[rows], scores[rows])
 
     def run(self, frames: Iterable[Frame]) -> Iterator[FrameResult]:
         """Process frames as they come; `timings["read"]` is the time spent waiting for each."""

@@ -20,6 +20,10 @@ Design (see `shared/research/peers.md`, tracker rows):
   it mostly lies inside (or contains) a detection already kept this frame: YOLO-pose at NMS IoU
   0.6 often leaves a half-body duplicate of a person who is entering or leaving. Such detections
   are dropped from the output rather than given a throw-away id.
+* A person whose box the caller carried over from a track's last output (`hint_ids`, see
+  `app.pipeline`) stays with that track without matching: between detections the box is made
+  from the track itself, so re-matching it could only lose the id (weak poses give boxes that
+  overlap their own track too little).
 * Association uses raw keypoints; smoothing is applied to the output only, so ids never depend
   on the chosen smoother.
 """
@@ -176,6 +180,7 @@ class Tracker:
         self._tracks: list[Track] = []
         self._next_id = 1
         self._last_t: float | None = None
+        self.last_rows = np.zeros(0, dtype=np.int64)
 
     @property
     def tracks(self) -> list[Track]:
@@ -192,8 +197,13 @@ class Tracker:
         """Swap the keypoint filter live; tracks and ids are kept, filter state starts fresh."""
         self.smoother = smoother
 
-    def update(self, result: FrameResult) -> FrameResult:
-        """Assign ids to `result`'s people and smooth their keypoints; returns a new FrameResult."""
+    def update(self, result: FrameResult, hint_ids: np.ndarray | None = None) -> FrameResult:
+        """Assign ids to `result`'s people and smooth their keypoints; returns a new FrameResult.
+
+        `hint_ids` (N,), optional: the track id each person's box was carried from, -1 for a
+        fresh detection. Such a person keeps that id while the track lives. `last_rows` then
+        holds, for each output row, its row in `result`: people may be dropped as duplicates.
+        """
         t = self._frame_time(result.frame.timestamp)
         self._expire(t)
         boxes = np.asarray(result.boxes, dtype=np.float64).reshape(-1, 4)
@@ -201,7 +211,13 @@ class Tracker:
         kscores = np.asarray(result.kpt_scores, dtype=np.float64).reshape(-1, 17)
         bscores = np.asarray(result.box_scores, dtype=np.float64).reshape(-1)
 
-        pairs = self._match(t, boxes, kpts, kscores)
+        pairs = self._match_hinted(hint_ids, len(boxes))
+        free_t = sorted(set(range(len(self._tracks))) - {ti for ti, _ in pairs})
+        free_d = np.array(sorted(set(range(len(boxes))) - {di for _, di in pairs}), dtype=np.int64)
+        found = self._match(
+            t, [self._tracks[i] for i in free_t], boxes[free_d], kpts[free_d], kscores[free_d]
+        )
+        pairs += [(free_t[ti], int(free_d[di])) for ti, di in found]
         keep: list[int] = []
         ids: list[int] = []
         for ti, di in pairs:
@@ -223,6 +239,7 @@ class Tracker:
         out_kpts = np.empty((len(keep_arr), 17, 2), dtype=np.float32)
         for row, (di, tid) in enumerate(zip(keep_arr, ids_arr, strict=True)):
             out_kpts[row] = self.smoother.update(int(tid), t, kpts[di], kscores[di])
+        self.last_rows = keep_arr
         return dataclasses.replace(
             result,
             boxes=np.asarray(result.boxes, dtype=np.float32).reshape(-1, 4)[keep_arr],
@@ -253,17 +270,32 @@ class Tracker:
                 alive.append(track)
         self._tracks = alive
 
+    def _match_hinted(self, hint_ids: np.ndarray | None, n: int) -> list[tuple[int, int]]:
+        """(track index, detection index) for detections carried from a live track."""
+        if hint_ids is None:
+            return []
+        hint_ids = np.asarray(hint_ids, dtype=np.int64).reshape(-1)
+        if len(hint_ids) != n:
+            raise ValueError(f"hint_ids has {len(hint_ids)} entries for {n} people")
+        index = {tr.track_id: ti for ti, tr in enumerate(self._tracks)}
+        pairs: list[tuple[int, int]] = []
+        for di, tid in enumerate(hint_ids):
+            ti = index.pop(int(tid), None)  # pop: one detection per track
+            if ti is not None:
+                pairs.append((ti, di))
+        return pairs
+
     def _match(
-        self, t: float, boxes: np.ndarray, kpts: np.ndarray, kscores: np.ndarray
+        self, t: float, tracks: list[Track], boxes: np.ndarray, kpts: np.ndarray, kscores: np.ndarray
     ) -> list[tuple[int, int]]:
-        """Hungarian assignment of tracks to detections; returns (track index, detection index)."""
-        if not self._tracks or len(boxes) == 0:
+        """Hungarian assignment of `tracks` to detections; returns (index in tracks, detection index)."""
+        if not tracks or len(boxes) == 0:
             return []
         cfg = self.config
-        preds = [tr.predict(t) for tr in self._tracks]
+        preds = [tr.predict(t) for tr in tracks]
         pboxes = np.stack([p[0] for p in preds])
         pkpts = np.stack([p[1] for p in preds])
-        pscores = np.stack([tr.kpt_scores for tr in self._tracks])
+        pscores = np.stack([tr.kpt_scores for tr in tracks])
         iou = box_iou(pboxes, boxes)
         oks = oks_matrix(pkpts, pscores, _area(pboxes), kpts, kscores, cfg.min_kpt_score)
         w = cfg.iou_weight + cfg.oks_weight
