@@ -172,12 +172,15 @@ def test_every_recipe_in_configs_loads_and_the_distill_stages_share_weights():
     stage2 = build_model(recipes["sdpose_t_distill_stage2"].model)
     assert stage1.cfg.cycle_num == 1 and stage2.cfg.cycle_num == 3
     load_checkpoint(stage2, {"state_dict": stage1.state_dict()})
-    # Stage 3 (the bundled weights' last stage) goes back to one cycle; its weights load strictly
-    # into the 3-cycle SDPose-T that PoseEngine builds, and it ends on the paper's sigma-2 targets.
+    # Stages 3 and 4 (4 is the bundled weights' last) go back to one cycle; their weights load
+    # strictly into the 3-cycle SDPose-T that PoseEngine builds, and they end on the paper's
+    # sigma-2 targets.
     stage3 = build_model(recipes["sdpose_t_distill_stage3"].model)
     load_checkpoint(stage3, {"state_dict": stage2.state_dict()})
-    load_checkpoint(build_model(recipes["sdpose_t"].model), {"state_dict": stage3.state_dict()})
-    for stage in ("sdpose_t_distill_stage2", "sdpose_t_distill_stage3"):
+    stage4 = build_model(recipes["sdpose_t_distill_stage4"].model)
+    load_checkpoint(stage4, {"state_dict": stage3.state_dict()})
+    load_checkpoint(build_model(recipes["sdpose_t"].model), {"state_dict": stage4.state_dict()})
+    for stage in ("sdpose_t_distill_stage2", "sdpose_t_distill_stage3", "sdpose_t_distill_stage4"):
         assert recipes[stage].data.sigma_at(10**6) == 2.0
-    assert recipes["sdpose_t_distill_stage3"].data.photometric_prob > 0
+    assert all(recipes[f"sdpose_t_distill_stage{n}"].data.photometric_prob > 0 for n in (3, 4))
     assert all(recipes[name].data.photometric_prob == 0 for name in ("sdpose_t", "sdpose_b"))  # paper
