@@ -190,6 +190,7 @@ class Tracker:
     def reset(self) -> None:
         """Forget all tracks. Ids keep counting up, so they stay unique within the run."""
         self._tracks.clear()
+        self.last_rows = np.zeros(0, dtype=np.int64)
         self.smoother.reset()
         self._last_t = None
 
@@ -201,8 +202,9 @@ class Tracker:
         """Assign ids to `result`'s people and smooth their keypoints; returns a new FrameResult.
 
         `hint_ids` (N,), optional: the track id each person's box was carried from, -1 for a
-        fresh detection. Such a person keeps that id while the track lives. `last_rows` then
-        holds, for each output row, its row in `result`: people may be dropped as duplicates.
+        fresh detection. Such a person keeps that id while the track lives. After every update,
+        `last_rows` holds each output row's row in `result` (people may be dropped as
+        duplicates or for a low box score).
         """
         t = self._frame_time(result.frame.timestamp)
         self._expire(t)

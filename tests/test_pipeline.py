@@ -144,6 +144,25 @@ def test_adaptive_schedule_stretches_while_stable_and_reacts_to_change():
     assert after_entry[1] - after_entry[0] == 1, "a change in people count triggers a detection next frame"
 
 
+def test_adaptive_schedule_ignores_detections_the_tracker_drops():
+    """A half-body duplicate that YOLO keeps returning is dropped by the tracker, never carried;
+    it must not count as a change in people, or the detector would run on every frame."""
+
+    class WithDuplicate(ScriptedDetector):
+        def __call__(self, image) -> Detections:
+            found = super().__call__(image)
+            full = found.boxes[0]
+            half = [full[0], full[1], full[2], (full[1] + full[3]) / 2]
+            return Detections(np.array([full, half], np.float32), np.array([0.9, 0.5], np.float32))
+
+    detector = WithDuplicate()
+    schedule = DetectionSchedule(every=2, adaptive=True, adaptive_max_every=8)
+    pipeline = PosePipeline(detector, FakeEngine(detector), Tracker(), schedule)
+    results = _run(pipeline, detector, 40)
+    assert all(len(r) == 1 for r in results)
+    assert np.diff(detector.calls).max() == 8, f"the interval should still grow: {detector.calls}"
+
+
 def test_reset_forgets_people():
     detector = ScriptedDetector()
     pipeline = PosePipeline(detector, FakeEngine(detector), Tracker(), DetectionSchedule(every=10))
@@ -174,15 +193,20 @@ def test_follow_boxes_moves_and_scales_with_the_joints_seen_twice():
     before = np.stack([TEMPLATE * [80, 200] + [100, 50], TEMPLATE * 50, np.full((17, 2), np.nan)])
     before = before.astype(np.float32)
     now = before.copy()
-    now[0] += [6, -2]  # person 0 moves; person 1 doubles in size about its own centre
-    now[1] = (TEMPLATE - TEMPLATE.mean(0)) * 100 + TEMPLATE.mean(0) * 50
+    now[0, :5] += [6, -2]  # person 0's face moves; its other joints were unsure a frame ago
+    now[0, 5:] += [40, 40]
+    # Person 1 doubles in size about the centre of its joints' extent.
+    pivot = (TEMPLATE.min(0) + TEMPLATE.max(0)) / 2
+    now[1] = (TEMPLATE - pivot) * 100 + pivot * 50
     now[2] = TEMPLATE * 50  # person 2 is new: no earlier joints
     scores = np.full((3, 17), 0.9, np.float32)
     prev_scores = scores.copy()
     prev_scores[0, 5:] = 0.1  # only joints confident in both frames count
     out = follow_boxes(box, now, scores, before, prev_scores, 0.3)
     np.testing.assert_allclose(out[0], [106, 48, 186, 248], atol=1e-4)
-    # Growth is limited to 10 % a frame, about the moved centre.
+    # Growth is limited to 10 % a frame; the box grows about its own (moved) centre.
+    shift = np.median(now[1] - before[1], axis=0)
+    np.testing.assert_allclose((out[1, :2] + out[1, 2:]) / 2, [25, 50] + shift, atol=1e-4)
     w, h = out[1, 2] - out[1, 0], out[1, 3] - out[1, 1]
     assert w == pytest.approx(55) and h == pytest.approx(110)
     np.testing.assert_array_equal(out[2], box[2])

@@ -390,6 +390,8 @@ def test_carried_person_keeps_their_id_without_matching():
     assert id_a not in unhinted.update(frame_result(1, 1 / 30, [b, far_a])).track_ids.tolist()
     out = tracker.update(frame_result(2, 2 / 30, [b]), hint_ids=np.array([999]))
     assert out.track_ids.tolist() == [id_b], "an unknown hint is matched as usual"
+    gone = tracker.update(frame_result(99, 99.0, [b]), hint_ids=np.array([id_b]))
+    assert gone.track_ids.tolist() != [id_b], "a hint of an expired track does not revive it"
     with pytest.raises(ValueError, match="hint_ids"):
         tracker.update(frame_result(3, 3 / 30, [b]), hint_ids=np.array([id_b, id_a]))
 
