@@ -73,6 +73,47 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
+    def compressed(self, epochs: int) -> Recipe:
+        """The same schedule squeezed into fewer ``epochs``: the learning-rate steps and the
+        sigma schedule's first epochs scale by ``epochs / train.epochs``, and each keeps its
+        order (a longer recipe is never stretched: ``epochs`` at or above it returns it)."""
+        if epochs >= self.train.epochs:
+            return self
+        if epochs < 1:
+            raise ValueError("a recipe needs at least one epoch")
+        ratio = epochs / self.train.epochs
+
+        def squeeze(starts: list[int]) -> list[int]:
+            out: list[int] = []
+            for start in starts:  # round, but keep each strictly after the last and within range
+                out.append(min(epochs - 1, max(round(start * ratio), out[-1] + 1 if out else 0)))
+            return out
+
+        lr_steps = tuple(max(1, s) for s in squeeze(list(self.train.lr_steps))) if epochs > 1 else ()
+        sigma_starts = squeeze([int(start) for start, _ in self.data.sigma_schedule])
+        sigma_schedule = tuple(
+            (start, sigma) for start, (_, sigma) in zip(sigma_starts, self.data.sigma_schedule, strict=True)
+        )
+        return dataclasses.replace(
+            self,
+            train=dataclasses.replace(self.train, epochs=epochs, lr_steps=lr_steps),
+            data=dataclasses.replace(self.data, sigma_schedule=sigma_schedule),
+        )
+
+    def to_yaml(self) -> str:
+        """The recipe as a YAML file that `load_recipe` reads back to an equal recipe."""
+        import yaml
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, tuple | list):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        sections = {name: plain(section) for name, section in self.to_dict().items() if name != "path"}
+        return yaml.safe_dump(sections, sort_keys=False)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),

@@ -3,11 +3,12 @@ self-distillation between consecutive cycles (spec section 6).
 
     python -m sdpose_core.train --config configs/sdpose_t.yaml --data-root DIR \\
         --train-ann FILE --val-ann FILE --work-dir DIR [--epochs N] [--batch-size B] \\
-        [--device cpu|cuda] [--resume]
+        [--device cpu|cuda] [--resume] [--time-budget MINUTES]
 
 Multi-GPU: the same command under `torchrun --nproc_per_node K` (PyTorch DDP). The work dir
 gets `log.jsonl` (one line per epoch), `curves.png`, `latest.pth` and `best.pth` (our
-checkpoint format, written atomically; `load_checkpoint` and the app read them).
+checkpoint format, written atomically; `load_checkpoint` and the app read them), and
+`recipe.yaml`, the recipe as it ran (after any `--time-budget` compression).
 """
 
 from __future__ import annotations
@@ -128,7 +129,18 @@ class Trainer:
                 )
         except DataError as exc:
             raise UserError(str(exc)) from None
-        self.loader = build_loader(
+        self.loader = self._build_loader()
+        self._clock = time.perf_counter  # the time budget's clock (tests replace it)
+        self.epoch = 0  # epochs completed
+        self.iteration = 0  # optimiser steps taken
+        self.best_ap = -1.0
+        paths.work_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = paths.work_dir / "log.jsonl"
+        if resume:
+            self._resume()
+
+    def _build_loader(self):
+        return build_loader(
             self.train_set,
             self.cfg.batch_size,
             shuffle=True,
@@ -137,13 +149,6 @@ class Trainer:
             drop_last=len(self.train_set) >= 2 * self.cfg.batch_size,
             seed=self.cfg.seed,
         )
-        self.epoch = 0  # epochs completed
-        self.iteration = 0  # optimiser steps taken
-        self.best_ap = -1.0
-        paths.work_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = paths.work_dir / "log.jsonl"
-        if resume:
-            self._resume()
 
     # -- checkpoints -------------------------------------------------------------------------
     @property
@@ -265,10 +270,21 @@ class Trainer:
         )
         return coco_keypoint_eval(self.paths.val_ann, results)
 
-    def fit(self) -> dict[str, Any]:
-        """Train to `cfg.epochs`, validating every `val_interval` epochs and at the end."""
+    def fit(self, time_budget_s: float | None = None) -> dict[str, Any]:
+        """Train to `cfg.epochs`, validating every `val_interval` epochs and at the end.
+
+        `time_budget_s` (a leased GPU, a night on a laptop): after the run's second epoch, the
+        one that shows the steady pace, the recipe is compressed (`Recipe.compressed`) to the
+        epochs that fit the rest of the budget, so the learning-rate steps and the sigma
+        schedule still happen; the run also stops early if an epoch would overrun. The recipe
+        that ran is written to WORK_DIR/recipe.yaml either way."""
         last: dict[str, Any] = {}
+        start = self._clock()
+        epoch_times: list[float] = []
+        if self.is_main:
+            self._write_recipe()
         while self.epoch < self.cfg.epochs:
+            epoch_start = self._clock()
             metrics = self.train_epoch()
             self.epoch += 1
             record: dict[str, Any] = {"epoch": self.epoch, "iteration": self.iteration, **metrics}
@@ -295,9 +311,62 @@ class Trainer:
             if self.distributed:
                 dist.barrier()  # the other ranks wait for rank 0's validation and checkpoint
             last = record
+            epoch_times.append(self._clock() - epoch_start)
+            if time_budget_s is not None and self._over_budget(time_budget_s, start, epoch_times):
+                break
         if self.distributed:
             dist.destroy_process_group()
         return last
+
+    def _over_budget(self, budget_s: float, start: float, epoch_times: list[float]) -> bool:
+        """Fit the recipe to the time left (once, after the second epoch of this run); True when
+        the next epoch would not end within the budget."""
+        elapsed = self._clock() - start
+        pace = epoch_times[-1]  # the first epoch also pays for worker start-up and warm-up
+        left = int((budget_s - elapsed) // pace) if pace > 0 else self.cfg.epochs
+        if self.distributed:  # every rank must take the same decision
+            shared = torch.tensor([left], dtype=torch.float64, device=self.device)
+            dist.broadcast(shared, 0)
+            left = int(shared.item())
+        if len(epoch_times) == 2 and left >= 1:
+            fitted = self.recipe.compressed(self.epoch + left)
+            if fitted is not self.recipe:
+                logger.info(
+                    "time budget: %d epochs of %.1f s fit; the recipe's %d epochs are compressed "
+                    "to %d (lr steps %s, sigma schedule %s)",
+                    self.epoch + left,
+                    pace,
+                    self.cfg.epochs,
+                    fitted.train.epochs,
+                    list(fitted.train.lr_steps),
+                    [list(entry) for entry in fitted.data.sigma_schedule],
+                )
+                self._use_recipe(fitted)
+        if left < 1 and self.epoch < self.cfg.epochs:
+            logger.warning(
+                "time budget: stopping after epoch %d of %d, before the schedule's end",
+                self.epoch,
+                self.cfg.epochs,
+            )
+            return True
+        return False
+
+    def _use_recipe(self, recipe: Recipe) -> None:
+        """Switch to a compressed recipe mid-run. The loader is rebuilt, because persistent
+        workers hold their own copy of the data settings (the sigma schedule)."""
+        self.recipe, self.cfg = recipe, recipe.train
+        self.train_set.cfg = recipe.data
+        if self.cfg.workers > 0:
+            self.loader = self._build_loader()
+        if self.is_main:
+            self._write_recipe()
+
+    def _write_recipe(self) -> None:
+        path = self.paths.work_dir / "recipe.yaml"
+        tmp = path.with_suffix(".yaml.tmp")
+        header = f"# the recipe this run trained with (from {self.recipe.path})\n"
+        tmp.write_text(header + self.recipe.to_yaml())
+        os.replace(tmp, path)
 
 
 def plot_log(log_path: Path, png_path: Path) -> None:
@@ -346,6 +415,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--init-weights", help="start from these weights (fine-tuning)")
     p.add_argument("--max-steps-per-epoch", type=int, help="cap on steps per epoch (quick runs)")
     p.add_argument("--cpu-amp", action="store_true", help="bf16 autocast on the CPU too (about 3x faster)")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="MINUTES",
+        help="compress the recipe's schedule to end within this time (measured after two epochs)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -369,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, flag)
         if value and not Path(value).is_file():
             raise UserError(f"--{flag.replace('_', '-')}: file not found: {value}")
+    if args.time_budget is not None and (args.time_budget <= 0 or args.resume):
+        raise UserError("--time-budget needs a positive number of minutes and cannot go with --resume")
     if not Path(args.data_root).is_dir():
         raise UserError(f"--data-root: folder not found: {args.data_root}")
     paths = TrainPaths(
@@ -390,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_amp=args.cpu_amp,
     )
     try:
-        trainer.fit()
+        trainer.fit(None if args.time_budget is None else args.time_budget * 60.0)
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

@@ -114,6 +114,22 @@ def test_sigma_schedule_widens_early_targets_and_ends_at_the_papers_sigma(coco_d
         DataConfig(sigma_schedule=((3, 4.0), (0, 8.0)))
 
 
+def test_repeats_pass_over_every_person_with_fresh_augmentation(coco_dir: Path) -> None:
+    """`repeats` lengthens a training epoch (small sets on fast GPUs); validation is untouched."""
+    train = _coco(coco_dir, train=True, cfg=DataConfig(repeats=3))
+    n = len(train.records)
+    assert len(train) == 3 * n == 36
+    assert len(_coco(coco_dir, train=False, cfg=DataConfig(repeats=3))) == n
+    first, again = train[4], train[4 + 2 * n]
+    assert first["image_id"] == again["image_id"], "index 4 + 2n is person 4 again"
+    assert not torch.equal(first["center"], again["center"]), "each repeat draws its own augmentation"
+    loader = build_loader(train, batch_size=12, shuffle=True, workers=0, drop_last=True)
+    seen = torch.cat([batch["index"] for batch in loader]) % n
+    assert torch.bincount(seen, minlength=n).tolist() == [3] * n
+    with pytest.raises(ValueError, match="repeats"):
+        DataConfig(repeats=0)
+
+
 def test_photometric_jitter_changes_colours_but_not_where_the_joints_are(coco_dir: Path) -> None:
     """Opt-in colour/blur jitter: the crop's pixels change, its geometry and targets do not."""
     plain = _coco(coco_dir, train=True, cfg=DataConfig(), seed=5)

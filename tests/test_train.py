@@ -161,6 +161,60 @@ def test_image_missing_mid_run_is_one_line(tmp_path, coco, capsys):
     assert len(err) == 1 and err[0].startswith("error:") and doomed.name in err[0], err
 
 
+def test_compressed_recipe_keeps_the_schedule_shape_and_round_trips_through_yaml(tmp_path):
+    gpu = load_recipe("sdpose_t_distill_gpu")
+    assert gpu.train.epochs == 60 and gpu.train.lr_steps == (42, 54)
+    short = gpu.compressed(20)
+    assert short.train.epochs == 20 and short.train.lr_steps == (14, 18)
+    assert gpu.compressed(60) is gpu and gpu.compressed(500) is gpu, "never stretched"
+    stage1 = load_recipe("sdpose_t_distill_stage1")  # sigma 8 -> 4 -> 2 at epochs 0 / 3 / 7 of 8
+    tiny = stage1.compressed(3)
+    assert [start for start, _ in tiny.data.sigma_schedule] == [0, 1, 2]
+    assert tiny.data.sigma_at(2) == 2.0 and tiny.data.sigma_at(0) == stage1.data.sigma_at(0)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(short.to_yaml())
+    back = load_recipe(path)
+    assert (back.model, back.train, back.data, back.evaluation) == (
+        short.model,
+        short.train,
+        short.data,
+        short.evaluation,
+    )
+
+
+@pytest.mark.parametrize(
+    ("budget", "epochs", "lr_steps"), [(65.0, 6, (5,)), (25.0, 2, (8,)), (500.0, 10, (8,))]
+)
+def test_time_budget_compresses_the_schedule_to_fit(tmp_path, coco, budget, epochs, lr_steps):
+    """Epochs that take 10 s of a (fake) clock: after two, the rest of the budget decides how
+    many more fit. The learning-rate step moves with them, the loader is rebuilt for its
+    worker, and recipe.yaml records what ran. A budget already spent stops the run."""
+    import dataclasses
+
+    root, ann = coco
+    recipe = load_recipe("sdpose_t_smoke")  # 10 epochs, lr step at 8
+    recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, workers=1))
+    trainer = Trainer(recipe, TrainPaths(root, ann, tmp_path), max_steps_per_epoch=1, show_progress=False)
+    clock = [0.0]
+    trainer._clock = lambda: clock[0]
+    real_epoch = trainer.train_epoch
+
+    def ten_second_epoch():
+        clock[0] += 10.0
+        return real_epoch()
+
+    trainer.train_epoch = ten_second_epoch
+    trainer.fit(time_budget_s=budget)
+    assert trainer.epoch == epochs
+    ran = load_recipe(tmp_path / "recipe.yaml")
+    assert ran.train.lr_steps == lr_steps
+    assert ran.train.epochs == (epochs if budget != 25.0 else 10), "a stopped run keeps its recipe"
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
+    if epochs == 6:  # epochs 6 (index 5) ran at a tenth of the rate
+        assert records[-1]["lr"] == pytest.approx(recipe.train.lr * recipe.train.lr_gamma)
+
+
 def test_every_recipe_in_configs_loads_and_the_distill_stages_share_weights():
     from pathlib import Path
 
@@ -183,4 +237,8 @@ def test_every_recipe_in_configs_loads_and_the_distill_stages_share_weights():
     for stage in ("sdpose_t_distill_stage2", "sdpose_t_distill_stage3", "sdpose_t_distill_stage4"):
         assert recipes[stage].data.sigma_at(10**6) == 2.0
     assert all(recipes[f"sdpose_t_distill_stage{n}"].data.photometric_prob > 0 for n in (3, 4))
+    # The GPU stage continues from stage 4 with the same single-cycle parameters.
+    gpu = build_model(recipes["sdpose_t_distill_gpu"].model)
+    load_checkpoint(gpu, {"state_dict": stage4.state_dict()})
+    assert recipes["sdpose_t_distill_gpu"].data.sigma_at(10**6) == 2.0
     assert all(recipes[name].data.photometric_prob == 0 for name in ("sdpose_t", "sdpose_b"))  # paper

@@ -15,7 +15,14 @@ from sdpose_core.data.augment import (
     random_shift_center,
     transform_joints,
 )
-from sdpose_core.data.coco import CocoKeypointDataset, DataConfig, DataError, build_loader, set_loader_epoch
+from sdpose_core.data.coco import (
+    CocoKeypointDataset,
+    DataConfig,
+    DataError,
+    build_loader,
+    clean_bbox,
+    set_loader_epoch,
+)
 from sdpose_core.data.targets import gaussian_targets
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "DataConfig",
     "DataError",
     "build_loader",
+    "clean_bbox",
     "set_loader_epoch",
     "gaussian_targets",
     "affine_crop",

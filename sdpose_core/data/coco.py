@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from sdpose_core.data.targets import gaussian_targets
 from sdpose_core.geometry import box_xywh_to_xyxy, boxes_to_center_scale, normalize_crops
 from sdpose_core.keypoints import NUM_KEYPOINTS
 
-__all__ = ["DataError", "DataConfig", "CocoKeypointDataset", "build_loader", "set_loader_epoch"]
+__all__ = ["DataError", "DataConfig", "CocoKeypointDataset", "build_loader", "clean_bbox", "set_loader_epoch"]
 
 
 class DataError(RuntimeError):
@@ -61,6 +61,10 @@ class DataConfig:
     # Not in SDPose's recipe (0 = off): chance of colour/blur jitter per training crop, for small
     # or narrow training sets (see `augment.random_photometric`).
     photometric_prob: float = 0.0
+    # Not in SDPose's recipe (1 = off): passes over the training people per epoch. A small set on
+    # a fast GPU finishes an epoch in seconds, and the per-epoch costs (checkpoint, loader
+    # restart) would then dominate; each repeat draws its own augmentation.
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         for name in ("shift_prob", "flip_prob", "half_body_prob", "rot_prob", "photometric_prob"):
@@ -68,6 +72,8 @@ class DataConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if min(*self.image_size, *self.heatmap_size) <= 0 or self.sigma <= 0 or self.padding <= 0:
             raise ValueError("image_size, heatmap_size, sigma and padding must be positive")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be at least 1, got {self.repeats}")
         if not 0.0 <= self.scale_factor < 1.0:
             raise ValueError(f"scale_factor must be in [0, 1), got {self.scale_factor}")
         if self.use_udp:
@@ -102,6 +108,7 @@ class _Record:
     joints: np.ndarray  # (K,2) image pixels
     visible: np.ndarray  # (K,) 0/1
     bbox_score: float
+    annotation: dict[str, Any] | None = None  # the COCO annotation of a GT box (tools rewrite it)
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -114,7 +121,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise DataError(f"{what} {path} is unreadable or not JSON: {exc}") from None
 
 
-def _clean_bbox(bbox: Sequence[float], width: int, height: int, area: float | None) -> list[float] | None:
+def clean_bbox(bbox: Sequence[float], width: int, height: int, area: float | None) -> list[float] | None:
     """MMPose 0.29 box cleaning: clip to the image with its "-1" convention; None if empty."""
     x, y, w, h = (float(v) for v in bbox[:4])
     x1, y1 = max(0.0, x), max(0.0, y)
@@ -137,6 +144,9 @@ class CocoKeypointDataset(Dataset):
     ``file_name`` first (HumanArt's ``HumanArt/images/``). If that file does not exist,
     leading folders of ``file_name`` are dropped one at a time until one does, so layouts
     like ``humanart/real_human/...`` work without configuration.
+
+    A training set is ``cfg.repeats`` passes over its people: sample ``index`` is person
+    ``index % len(records)``, with augmentation drawn for ``index`` itself.
 
     Randomness: sample ``index`` in epoch ``e`` uses ``np.random.default_rng((seed, e, index))``,
     independent of worker count and order, so ``--resume`` reproduces samples. Call
@@ -185,6 +195,7 @@ class CocoKeypointDataset(Dataset):
         if not self.image_root.is_dir():
             raise DataError(f"image folder not found: {self.image_root}")
         try:
+            self.info: dict[str, Any] = dict(coco.get("info") or {})
             self._images = {int(im["id"]): im for im in coco["images"]}
             if self.use_gt_boxes:
                 self.records = self._gt_records(coco["annotations"])
@@ -215,11 +226,12 @@ class CocoKeypointDataset(Dataset):
             if len(kpts) != 3 * NUM_KEYPOINTS:
                 raise ValueError(f"annotation {ann.get('id')} has {len(kpts) // 3} keypoints, not 17")
             image = self._images[int(ann["image_id"])]
-            box = _clean_bbox(ann["bbox"], int(image["width"]), int(image["height"]), ann.get("area"))
+            box = clean_bbox(ann["bbox"], int(image["width"]), int(image["height"]), ann.get("area"))
             if box is None:
                 continue
             kpts = np.asarray(kpts, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
-            records.append(self._record(image, box, kpts[:, :2], np.minimum(1.0, kpts[:, 2]), 1.0))
+            record = self._record(image, box, kpts[:, :2], np.minimum(1.0, kpts[:, 2]), 1.0)
+            records.append(replace(record, annotation=ann))
         return records
 
     def _det_records(self, det_file: Path, thr: float) -> list[_Record]:
@@ -250,9 +262,13 @@ class CocoKeypointDataset(Dataset):
         name, width = str(image["file_name"]), int(image["width"])
         return _Record(int(image["id"]), name, width, center[0], scale[0], joints, vis, score)
 
+    def image_entry(self, image_id: int) -> dict[str, Any]:
+        """The ``images`` entry of the annotation file with this id."""
+        return self._images[int(image_id)]
+
     def image_path(self, index: int) -> Path:
         """Resolve a sample's image file (see the class docstring); DataError if none exists."""
-        name = self.records[index].file_name
+        name = self.records[index % len(self.records)].file_name
         if self.strip_prefix and name.startswith(self.strip_prefix):
             name = name[len(self.strip_prefix) :]
         parts = Path(name).parts
@@ -272,7 +288,7 @@ class CocoKeypointDataset(Dataset):
         return int(self._epoch[0])
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.records) * (self.cfg.repeats if self.train else 1)
 
     def _augment(
         self, rec: _Record, rng: np.random.Generator
@@ -298,7 +314,7 @@ class CocoKeypointDataset(Dataset):
         return center, scale, rot, joints, vis, (rec.width if flipped else None)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        rec, cfg = self.records[index], self.cfg
+        rec, cfg = self.records[index % len(self.records)], self.cfg
         path = self.image_path(index)
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # the one decode of this sample
         if image is None:
