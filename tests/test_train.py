@@ -215,6 +215,15 @@ def test_time_budget_compresses_the_schedule_to_fit(tmp_path, coco, budget, epoc
         assert records[-1]["lr"] == pytest.approx(recipe.train.lr * recipe.train.lr_gamma)
 
 
+def test_cpu_bf16_support_is_read_from_the_cpu_flags():
+    from sdpose_core.hardware import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16("processor : 0\nflags : fpu sse avx512f avx512_bf16\n") is True
+    assert cpu_has_native_bf16("flags\t\t: fpu sse avx512f amx_bf16 amx_tile\n") is True
+    assert cpu_has_native_bf16("flags : fpu sse avx2 avx512f\n") is False, "AVX-512 alone is not bf16"
+    assert cpu_has_native_bf16("Processor : ARMv8\n") is None, "no flags line: unknown"
+
+
 def test_every_recipe_in_configs_loads_and_the_distill_stages_share_weights():
     from pathlib import Path
 
