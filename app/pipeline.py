@@ -202,12 +202,16 @@ class PosePipeline:
     def _should_detect(self) -> bool:
         return self._first or self._since_detection >= self._interval
 
-    def _adapt_interval(self, detected: int, propagated: int) -> None:
-        """Adaptive mode: the interval doubles while detections agree with the people carried
-        over, and drops to 1 when someone appears or disappears."""
+    def _adapt_interval(self, carried_out: int, carried_in: int) -> None:
+        """Adaptive mode: the interval doubles while a detection frame ends with as many people
+        to carry as it started with, and drops to 1 when that number changes.
+
+        Both counts are of people confident enough to carry (`confident_people`), so a
+        duplicate box the tracker drops, or someone whose pose stays too weak to carry, does
+        not count as a change on every detection (they are still found at each detection)."""
         if not self.schedule.adaptive:
             return
-        if detected != propagated:
+        if carried_out != carried_in:
             self._interval = 1
         else:
             self._interval = min(max(self._interval * 2, 2), self.schedule.adaptive_max_every)
@@ -239,9 +243,9 @@ class PosePipeline:
         else:
             rows, ids = np.arange(len(people.boxes)), people.track_ids
         timings["track"] = (time.perf_counter() - t1) * 1e3
-        if detected:  # people output (not raw detections: the tracker drops duplicates) vs carried
-            self._adapt_interval(len(rows), carried_in)
         self._carried = self._carry(people, keypoints, kpt_scores, rows, ids)
+        if detected:
+            self._adapt_interval(len(self._carried.boxes), carried_in)
         result.timings.update(timings)
         return result
 

@@ -206,14 +206,16 @@ class Tracker:
         `last_rows` holds each output row's row in `result` (people may be dropped as
         duplicates or for a low box score).
         """
+        boxes = np.asarray(result.boxes, dtype=np.float64).reshape(-1, 4)
+        if hint_ids is not None and np.size(hint_ids) != len(boxes):  # before any state changes
+            raise ValueError(f"hint_ids has {np.size(hint_ids)} entries for {len(boxes)} people")
         t = self._frame_time(result.frame.timestamp)
         self._expire(t)
-        boxes = np.asarray(result.boxes, dtype=np.float64).reshape(-1, 4)
         kpts = np.asarray(result.keypoints, dtype=np.float64).reshape(-1, 17, 2)
         kscores = np.asarray(result.kpt_scores, dtype=np.float64).reshape(-1, 17)
         bscores = np.asarray(result.box_scores, dtype=np.float64).reshape(-1)
 
-        pairs = self._match_hinted(hint_ids, len(boxes))
+        pairs = self._match_hinted(hint_ids)
         free_t = sorted(set(range(len(self._tracks))) - {ti for ti, _ in pairs})
         free_d = np.array(sorted(set(range(len(boxes))) - {di for _, di in pairs}), dtype=np.int64)
         found = self._match(
@@ -272,13 +274,11 @@ class Tracker:
                 alive.append(track)
         self._tracks = alive
 
-    def _match_hinted(self, hint_ids: np.ndarray | None, n: int) -> list[tuple[int, int]]:
+    def _match_hinted(self, hint_ids: np.ndarray | None) -> list[tuple[int, int]]:
         """(track index, detection index) for detections carried from a live track."""
         if hint_ids is None:
             return []
         hint_ids = np.asarray(hint_ids, dtype=np.int64).reshape(-1)
-        if len(hint_ids) != n:
-            raise ValueError(f"hint_ids has {len(hint_ids)} entries for {n} people")
         index = {tr.track_id: ti for ti, tr in enumerate(self._tracks)}
         pairs: list[tuple[int, int]] = []
         for di, tid in enumerate(hint_ids):

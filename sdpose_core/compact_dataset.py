@@ -125,7 +125,10 @@ def _cut_image(job: tuple[str, list[tuple[int, np.ndarray, np.ndarray]], Compact
     height, width = image.shape[:2]
     done = []
     for index, center, scale in people:
-        cut = cut_out(center, scale, width, height, settings)
+        try:
+            cut = cut_out(center, scale, width, height, settings)
+        except ValueError as exc:
+            raise DataError(f"{path}: {exc}") from None
         region = image[cut.y0 : cut.y1, cut.x0 : cut.x1]
         if cut.factor < 1.0:  # one factor for both axes, which cv2 then uses for the mapping
             region = cv2.resize(region, None, fx=cut.factor, fy=cut.factor, interpolation=cv2.INTER_AREA)
@@ -155,6 +158,18 @@ def _jobs(dataset: CocoKeypointDataset, settings: CompactSettings, out_dir: Path
         yield path, people, settings, str(out_dir)
 
 
+def _check_output(output_dir: Path, images_dir: Path, data_root: Path, overwrite: bool) -> None:
+    """Refuse an output that is a file, that is the source images' folder (or holds it), or
+    that already has cut-outs, unless ``overwrite``."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output-dir {output_dir} is a file, not a folder")
+    source = data_root.resolve()
+    if images_dir.resolve() == source or images_dir.resolve() in source.parents:
+        raise UserError(f"--output-dir {output_dir} would overwrite the source images in {data_root}")
+    if images_dir.is_dir() and any(images_dir.iterdir()) and not overwrite:
+        raise UserError(f"{images_dir} already holds images; pass --overwrite to replace them")
+
+
 def compact_dataset(
     train_ann: str | Path,
     data_root: str | Path,
@@ -162,8 +177,12 @@ def compact_dataset(
     settings: CompactSettings | None = None,
     workers: int = 2,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Write ``output_dir/annotations.json`` and ``output_dir/images/``; returns a summary."""
+    """Write ``output_dir/annotations.json`` and ``output_dir/images/``; returns a summary.
+
+    An ``images/`` folder that already holds files is replaced only with ``overwrite``, and
+    never when it holds the source images themselves."""
     from tqdm import tqdm
 
     settings = settings or CompactSettings()
@@ -173,16 +192,20 @@ def compact_dataset(
         raise UserError(str(exc)) from None
     output_dir = Path(output_dir)
     images_dir = output_dir / "images"
+    _check_output(output_dir, images_dir, Path(data_root), overwrite)
     if images_dir.exists():
         shutil.rmtree(images_dir)
     images_dir.mkdir(parents=True)
-    jobs = list(_jobs(dataset, settings, images_dir))
     cut_people: list[dict] = []
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        for done in tqdm(
-            pool.map(_cut_image, jobs, chunksize=8), total=len(jobs), unit="image", disable=not progress
-        ):
-            cut_people.extend(done)
+    try:
+        jobs = list(_jobs(dataset, settings, images_dir))
+        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+            for done in tqdm(
+                pool.map(_cut_image, jobs, chunksize=8), total=len(jobs), unit="image", disable=not progress
+            ):
+                cut_people.extend(done)
+    except DataError as exc:
+        raise UserError(str(exc)) from None
     cut_people.sort(key=lambda person: person["index"])
     images, annotations = [], []
     for k, person in enumerate(cut_people, start=1):
@@ -224,6 +247,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=defaults.margin, help="context around the padded box")
     p.add_argument("--quality", type=int, default=defaults.quality, help="JPEG quality")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--overwrite", action="store_true", help="replace the cut-outs of an earlier run")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -235,7 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     summary = compact_dataset(
-        args.train_ann, args.data_root, args.output_dir, settings, args.workers, not args.no_progress
+        args.train_ann,
+        args.data_root,
+        args.output_dir,
+        settings,
+        args.workers,
+        not args.no_progress,
+        args.overwrite,
     )
     print(
         f"{summary['people']} people from {summary['source_images']} images -> "

@@ -74,30 +74,34 @@ class Recipe:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
     def compressed(self, epochs: int) -> Recipe:
-        """The same schedule squeezed into fewer ``epochs``: the learning-rate steps and the
-        sigma schedule's first epochs scale by ``epochs / train.epochs``, and each keeps its
-        order (a longer recipe is never stretched: ``epochs`` at or above it returns it)."""
+        """The same schedule squeezed into fewer ``epochs`` (never stretched: ``epochs`` at or
+        above the recipe's returns it unchanged).
+
+        Learning-rate steps and the sigma schedule's first epochs scale by ``epochs /
+        train.epochs``; entries the recipe never reaches (at or past its last epoch) are left
+        out. Each learning-rate step keeps an epoch of its own (at least 1, after the one
+        before); a step with no epoch left is dropped rather than stacked, so the rate never
+        falls by gamma squared at once. Sigma entries that land on the same epoch keep the
+        later sigma."""
         if epochs >= self.train.epochs:
             return self
         if epochs < 1:
             raise ValueError("a recipe needs at least one epoch")
         ratio = epochs / self.train.epochs
 
-        def squeeze(starts: list[int]) -> list[int]:
-            out: list[int] = []
-            for start in starts:  # round, but keep each strictly after the last and within range
-                out.append(min(epochs - 1, max(round(start * ratio), out[-1] + 1 if out else 0)))
-            return out
-
-        lr_steps = tuple(max(1, s) for s in squeeze(list(self.train.lr_steps))) if epochs > 1 else ()
-        sigma_starts = squeeze([int(start) for start, _ in self.data.sigma_schedule])
-        sigma_schedule = tuple(
-            (start, sigma) for start, (_, sigma) in zip(sigma_starts, self.data.sigma_schedule, strict=True)
-        )
+        lr_steps: list[int] = []
+        for step in sorted(s for s in self.train.lr_steps if s < self.train.epochs):
+            moved = max(round(step * ratio), 1, lr_steps[-1] + 1 if lr_steps else 1)
+            if moved < epochs:
+                lr_steps.append(moved)
+        sigma_schedule: dict[int, float] = {}
+        for start, sigma in self.data.sigma_schedule:
+            if start < self.train.epochs:
+                sigma_schedule[min(epochs - 1, round(start * ratio))] = float(sigma)
         return dataclasses.replace(
             self,
-            train=dataclasses.replace(self.train, epochs=epochs, lr_steps=lr_steps),
-            data=dataclasses.replace(self.data, sigma_schedule=sigma_schedule),
+            train=dataclasses.replace(self.train, epochs=epochs, lr_steps=tuple(lr_steps)),
+            data=dataclasses.replace(self.data, sigma_schedule=tuple(sorted(sigma_schedule.items()))),
         )
 
     def to_yaml(self) -> str:

@@ -96,7 +96,9 @@ class Trainer:
                 torch.cuda.set_device(local_rank)
         self.device = _check_device(device)
         self.is_main = self.rank == 0
-        self.max_steps = max_steps_per_epoch or recipe.train.max_steps_per_epoch
+        if max_steps_per_epoch:  # an override belongs in the recipe that recipe.yaml records
+            recipe = replace(recipe, train=replace(recipe.train, max_steps_per_epoch=max_steps_per_epoch))
+            self.recipe, self.cfg = recipe, recipe.train
         self.show_progress = show_progress and self.is_main
         self.use_amp = self.cfg.amp and (self.device.type == "cuda" or cpu_amp)
         if self.use_amp and self.device.type == "cpu" and cpu_has_native_bf16() is False and self.is_main:
@@ -229,7 +231,8 @@ class Trainer:
         set_loader_epoch(self.loader, self.epoch)
         totals: dict[str, float] = {}
         seen, steps, start = 0, 0, time.perf_counter()
-        total_steps = len(self.loader) if self.max_steps is None else min(len(self.loader), self.max_steps)
+        cap = self.cfg.max_steps_per_epoch
+        total_steps = len(self.loader) if cap is None else min(len(self.loader), cap)
         bar = tqdm(
             total=total_steps,
             desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
@@ -281,67 +284,86 @@ class Trainer:
 
         `time_budget_s` (a leased GPU, a night on a laptop): after the run's second epoch, the
         one that shows the steady pace, the recipe is compressed (`Recipe.compressed`) to the
-        epochs that fit the rest of the budget, so the learning-rate steps and the sigma
-        schedule still happen; the run also stops early if an epoch would overrun. The recipe
-        that ran is written to WORK_DIR/recipe.yaml either way."""
+        epochs that fit the rest of the budget, counting the validations still due and
+        keeping time for the last one, so the learning-rate steps and the sigma schedule still
+        happen. If an epoch would still overrun, the run stops early and validates once more.
+        The recipe that ran is written to WORK_DIR/recipe.yaml either way."""
         last: dict[str, Any] = {}
         start = self._clock()
-        epoch_times: list[float] = []
+        pace: list[float] = []  # seconds per epoch: training, checkpoint and log, no validation
+        val_seconds, overhead = 0.0, 0.0  # the last validation's, the last checkpoint and log's
         if self.is_main:
             self._write_recipe()
         while self.epoch < self.cfg.epochs:
             epoch_start = self._clock()
             metrics = self.train_epoch()
             self.epoch += 1
-            record: dict[str, Any] = {"epoch": self.epoch, "iteration": self.iteration, **metrics}
-            if self.is_main:
-                due = self.epoch % self.cfg.val_interval == 0 or self.epoch == self.cfg.epochs
-                if self.val_set is not None and due:
-                    stats = self.validate()
-                    record["val"] = stats
-                    logger.info("epoch %d\n%s", self.epoch, format_table(stats, self.recipe.model.name))
-                    if stats["AP"] > self.best_ap:
-                        self.best_ap = stats["AP"]
-                        record["best"] = True
-                        self._save(self.best, record)
-                self._save(self.latest, record)
-                with open(self.log_path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(record) + "\n")
-                plot_log(self.log_path, self.paths.work_dir / "curves.png")
-                logger.info(
-                    "epoch %d: loss %.6f, %.1f images/s",
-                    self.epoch,
-                    metrics.get("loss", math.nan),
-                    metrics["images_per_s"],
-                )
-            if self.distributed:
-                dist.barrier()  # the other ranks wait for rank 0's validation and checkpoint
-            last = record
-            epoch_times.append(self._clock() - epoch_start)
-            if time_budget_s is not None and self._over_budget(time_budget_s, start, epoch_times):
+            pace.append(self._clock() - epoch_start + overhead)
+            stop = time_budget_s is not None and self._over_budget(time_budget_s, start, pace, val_seconds)
+            due = stop or self.epoch % self.cfg.val_interval == 0 or self.epoch == self.cfg.epochs
+            end_start = self._clock()
+            last, spent = self._end_epoch(metrics, validate=due)
+            val_seconds = spent or val_seconds
+            overhead = self._clock() - end_start - spent
+            if stop:
                 break
         if self.distributed:
             dist.destroy_process_group()
         return last
 
-    def _over_budget(self, budget_s: float, start: float, epoch_times: list[float]) -> bool:
-        """Fit the recipe to the time left (once, after the second epoch of this run); True when
-        the next epoch would not end within the budget."""
+    def _end_epoch(self, metrics: dict[str, float], validate: bool) -> tuple[dict[str, Any], float]:
+        """Validate (if `validate` and there is a validation set), checkpoint, log and plot the
+        epoch just trained; returns its record and the seconds validation took."""
+        record: dict[str, Any] = {"epoch": self.epoch, "iteration": self.iteration, **metrics}
+        spent = 0.0
+        if self.is_main:
+            if self.val_set is not None and validate:
+                val_start = self._clock()
+                stats = self.validate()
+                spent = self._clock() - val_start
+                record["val"] = stats
+                logger.info("epoch %d\n%s", self.epoch, format_table(stats, self.recipe.model.name))
+                if stats["AP"] > self.best_ap:
+                    self.best_ap = stats["AP"]
+                    record["best"] = True
+                    self._save(self.best, record)
+            self._save(self.latest, record)
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+            plot_log(self.log_path, self.paths.work_dir / "curves.png")
+            logger.info(
+                "epoch %d: loss %.6f, %.1f images/s",
+                self.epoch,
+                metrics.get("loss", math.nan),
+                metrics["images_per_s"],
+            )
+        if self.distributed:
+            dist.barrier()  # the other ranks wait for rank 0's validation and checkpoint
+        return record, spent
+
+    def _over_budget(self, budget_s: float, start: float, pace: list[float], val_seconds: float) -> bool:
+        """Called after each epoch's training, before its validation. Fits the recipe to the
+        time left (once, after the second epoch of this run); True when the next epoch, with
+        its share of validation and the last validation, would overrun (this epoch then
+        validates and the run stops)."""
         elapsed = self._clock() - start
-        pace = epoch_times[-1]  # the first epoch also pays for worker start-up and warm-up
-        left = int((budget_s - elapsed) // pace) if pace > 0 else self.cfg.epochs
+        per_epoch = pace[-1] + (val_seconds / self.cfg.val_interval if self.val_set is not None else 0.0)
+        # The last validation, and this epoch's own if one is due now (not yet in `elapsed`).
+        due_now = self.epoch % self.cfg.val_interval == 0
+        reserve = val_seconds * (2 if due_now else 1) if self.val_set is not None else 0.0
+        left = int((budget_s - elapsed - reserve) // per_epoch) if per_epoch > 0 else self.cfg.epochs
         if self.distributed:  # every rank must take the same decision
             shared = torch.tensor([left], dtype=torch.float64, device=self.device)
             dist.broadcast(shared, 0)
             left = int(shared.item())
-        if len(epoch_times) == 2 and left >= 1:
+        if len(pace) == 2 and left >= 1:  # the first epoch also paid for start-up and warm-up
             fitted = self.recipe.compressed(self.epoch + left)
             if fitted is not self.recipe:
                 logger.info(
                     "time budget: %d epochs of %.1f s fit; the recipe's %d epochs are compressed "
                     "to %d (lr steps %s, sigma schedule %s)",
                     self.epoch + left,
-                    pace,
+                    per_epoch,
                     self.cfg.epochs,
                     fitted.train.epochs,
                     list(fitted.train.lr_steps),

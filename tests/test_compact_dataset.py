@@ -85,3 +85,23 @@ def test_cli_summary_and_one_line_errors(tmp_path, coco, capsys):
     assert run_cli(main, [*args, "--margin", "0.5"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "margin" in err[0], err
+    # A second run does not silently replace the first one's cut-outs...
+    assert run_cli(main, args) != 0
+    assert "--overwrite" in capsys.readouterr().err
+    assert run_cli(main, [*args, "--overwrite"]) == 0
+    capsys.readouterr()
+    # ...and never deletes the source images, even when told to overwrite.
+    sources = tmp_path / "src"
+    (sources / "images").mkdir(parents=True)
+    for image in root.glob("*.jpg"):
+        (sources / "images" / image.name).write_bytes(image.read_bytes())
+    mistaken = ["--train-ann", str(ann), "--data-root", str(sources / "images"), "--output-dir", str(sources)]
+    assert run_cli(main, [*mistaken, "--overwrite", "--no-progress"]) != 0
+    assert "source images" in capsys.readouterr().err
+    assert len(list((sources / "images").glob("*.jpg"))) == 4
+    # An image that disappears after the file was checked is one line too.
+    (sources / "images" / "000000196141.jpg").unlink()
+    out2 = ["--output-dir", str(tmp_path / "c2"), "--no-progress"]
+    assert run_cli(main, ["--train-ann", str(ann), "--data-root", str(sources / "images"), *out2]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "000000196141.jpg" in err[0], err

@@ -163,6 +163,25 @@ def test_adaptive_schedule_ignores_detections_the_tracker_drops():
     assert np.diff(detector.calls).max() == 8, f"the interval should still grow: {detector.calls}"
 
 
+def test_adaptive_schedule_ignores_a_person_too_unsure_to_carry():
+    """Someone whose joints stay below the carrying threshold is found at each detection but
+    never carried; that is no change in people, so the interval still stretches."""
+
+    class UnsureAboutTheSecond(FakeEngine):
+        def estimate(self, image, boxes):
+            keypoints, scores = super().estimate(image, boxes)
+            centres_x = (np.asarray(boxes)[:, 0] + np.asarray(boxes)[:, 2]) / 2
+            scores[centres_x > 400] = 0.1  # the second person (x 400-470) is never sure
+            return keypoints, scores
+
+    detector = ScriptedDetector(enter_at=0)
+    schedule = DetectionSchedule(every=2, adaptive=True, adaptive_max_every=8)
+    pipeline = PosePipeline(detector, UnsureAboutTheSecond(detector), Tracker(), schedule)
+    results = _run(pipeline, detector, 40)
+    assert all(len(results[c]) == 2 for c in detector.calls), "both are found at each detection"
+    assert np.diff(detector.calls).max() == 8, f"the interval should still grow: {detector.calls}"
+
+
 def test_reset_forgets_people():
     detector = ScriptedDetector()
     pipeline = PosePipeline(detector, FakeEngine(detector), Tracker(), DetectionSchedule(every=10))

@@ -392,8 +392,10 @@ def test_carried_person_keeps_their_id_without_matching():
     assert out.track_ids.tolist() == [id_b], "an unknown hint is matched as usual"
     gone = tracker.update(frame_result(99, 99.0, [b]), hint_ids=np.array([id_b]))
     assert gone.track_ids.tolist() != [id_b], "a hint of an expired track does not revive it"
-    with pytest.raises(ValueError, match="hint_ids"):
-        tracker.update(frame_result(3, 3 / 30, [b]), hint_ids=np.array([id_b, id_a]))
+    with pytest.raises(ValueError, match="hint_ids"):  # a minute later: would expire every track
+        tracker.update(frame_result(3, 160.0, [b]), hint_ids=np.array([id_b, id_a]))
+    after = tracker.update(frame_result(100, 99 + 1 / 30, [b]))
+    assert after.track_ids.tolist() == gone.track_ids.tolist(), "a rejected call changes nothing"
 
 
 def test_empty_frames():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -182,18 +183,28 @@ def test_compressed_recipe_keeps_the_schedule_shape_and_round_trips_through_yaml
     )
 
 
-@pytest.mark.parametrize(
-    ("budget", "epochs", "lr_steps"), [(65.0, 6, (5,)), (25.0, 2, (8,)), (500.0, 10, (8,))]
-)
-def test_time_budget_compresses_the_schedule_to_fit(tmp_path, coco, budget, epochs, lr_steps):
-    """Epochs that take 10 s of a (fake) clock: after two, the rest of the budget decides how
-    many more fit. The learning-rate step moves with them, the loader is rebuilt for its
-    worker, and recipe.yaml records what ran. A budget already spent stops the run."""
-    import dataclasses
+def test_compressing_never_stacks_steps_or_invents_them():
+    gpu = load_recipe("sdpose_t_distill_gpu")  # lr steps at epochs 42 and 54 of 60
+    assert gpu.compressed(5).train.lr_steps == (4,), "no room for the second step: dropped"
+    assert gpu.compressed(2).train.lr_steps == (1,) and gpu.compressed(1).train.lr_steps == ()
+    paper = load_recipe("sdpose_t")  # steps at 200 and 260, cut to 20 epochs: never reached
+    paper = dataclasses.replace(paper, train=dataclasses.replace(paper.train, epochs=20))
+    assert paper.compressed(10).train.lr_steps == ()
+    stage1 = load_recipe("sdpose_t_distill_stage1")  # sigma 8 / 4 / 2 from epochs 0 / 3 / 7
+    assert stage1.compressed(2).data.sigma_schedule == ((0, 8.0), (1, 2.0)), "later sigma wins"
+    assert stage1.compressed(1).data.sigma_schedule == ((0, 2.0),)
 
+
+def _budget_trainer(tmp_path, coco, **train_changes):
+    """A smoke-recipe trainer on a fake clock: each training epoch takes 10 s, a validation 5 s
+    (scored, so the test needs no evaluation), and one worker process loads the data."""
     root, ann = coco
     recipe = load_recipe("sdpose_t_smoke")  # 10 epochs, lr step at 8
-    recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, workers=1))
+    recipe = dataclasses.replace(
+        recipe,
+        train=dataclasses.replace(recipe.train, workers=1, **train_changes),
+        data=dataclasses.replace(recipe.data, sigma_schedule=((0, 4.0), (8, 2.0))),
+    )
     trainer = Trainer(recipe, TrainPaths(root, ann, tmp_path), max_steps_per_epoch=1, show_progress=False)
     clock = [0.0]
     trainer._clock = lambda: clock[0]
@@ -203,16 +214,55 @@ def test_time_budget_compresses_the_schedule_to_fit(tmp_path, coco, budget, epoc
         clock[0] += 10.0
         return real_epoch()
 
+    def five_second_validation():
+        clock[0] += 5.0
+        return {"AP": 0.1 * trainer.epoch}
+
     trainer.train_epoch = ten_second_epoch
+    trainer.validate = five_second_validation
+    return trainer
+
+
+@pytest.mark.parametrize(
+    ("budget", "epochs", "lr_steps"), [(65.0, 6, (5,)), (25.0, 2, (8,)), (500.0, 10, (8,))]
+)
+def test_time_budget_compresses_the_schedule_to_fit(tmp_path, coco, budget, epochs, lr_steps):
+    """After two 10 s epochs, the rest of the budget decides how many more fit. The
+    learning-rate step and the sigma schedule move with them, the loader is rebuilt (its
+    persistent worker holds the old schedule), and recipe.yaml records what ran. A budget
+    already spent stops the run."""
+    trainer = _budget_trainer(tmp_path, coco)
+    first_loader = trainer.loader
     trainer.fit(time_budget_s=budget)
     assert trainer.epoch == epochs
     ran = load_recipe(tmp_path / "recipe.yaml")
     assert ran.train.lr_steps == lr_steps
     assert ran.train.epochs == (epochs if budget != 25.0 else 10), "a stopped run keeps its recipe"
+    assert ran.train.max_steps_per_epoch == 1, "the --max-steps-per-epoch override is recorded"
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == list(range(1, epochs + 1))
-    if epochs == 6:  # epochs 6 (index 5) ran at a tenth of the rate
-        assert records[-1]["lr"] == pytest.approx(recipe.train.lr * recipe.train.lr_gamma)
+    if epochs == 6:  # epoch 6 (index 5) ran at a tenth of the rate, on sigma 2 from epoch 5
+        assert records[-1]["lr"] == pytest.approx(trainer.recipe.train.lr * trainer.recipe.train.lr_gamma)
+        assert ran.data.sigma_schedule == ((0, 4.0), (5, 2.0))
+        assert trainer.loader is not first_loader and trainer.loader.dataset.cfg.sigma_at(5) == 2.0
+    else:
+        assert trainer.loader is first_loader
+
+
+def test_time_budget_counts_validations_and_validates_before_stopping(tmp_path, coco):
+    trainer = _budget_trainer(tmp_path, coco, val_interval=2)
+    trainer.val_set = object()  # "has a validation set"; validate() is the fake above
+    trainer.fit(time_budget_s=80.0)
+    # Epochs 1-2 took 25 s with one validation: per epoch 10 + 5 / 2, and 5 s kept for the
+    # last validation, so (80 - 25 - 5) // 12.5 = 4 more epochs fit, the last one validated.
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [r["epoch"] for r in records if "val" in r] == [2, 4, 6]
+    stopped = _budget_trainer(tmp_path / "stopped", coco, val_interval=4)
+    stopped.val_set = object()
+    stopped.fit(time_budget_s=21.0)  # no time for a third epoch: epoch 2 validates, then stop
+    records = [json.loads(line) for line in (tmp_path / "stopped" / "log.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], "val" in r) for r in records] == [(1, False), (2, True)]
 
 
 def test_cpu_bf16_support_is_read_from_the_cpu_flags():
