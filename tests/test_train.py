@@ -293,11 +293,18 @@ def test_every_recipe_in_configs_loads_and_the_distill_stages_share_weights():
     stage4 = build_model(recipes["sdpose_t_distill_stage4"].model)
     load_checkpoint(stage4, {"state_dict": stage3.state_dict()})
     load_checkpoint(build_model(recipes["sdpose_t"].model), {"state_dict": stage4.state_dict()})
-    for stage in ("sdpose_t_distill_stage2", "sdpose_t_distill_stage3", "sdpose_t_distill_stage4"):
+    stage5 = build_model(recipes["sdpose_t_distill_stage5"].model)
+    load_checkpoint(stage5, {"state_dict": stage4.state_dict()})
+    for stage in (
+        "sdpose_t_distill_stage2",
+        "sdpose_t_distill_stage3",
+        "sdpose_t_distill_stage4",
+        "sdpose_t_distill_stage5",
+    ):
         assert recipes[stage].data.sigma_at(10**6) == 2.0
     assert all(recipes[f"sdpose_t_distill_stage{n}"].data.photometric_prob > 0 for n in (3, 4))
-    # The GPU stage continues from stage 4 with the same single-cycle parameters.
+    # The GPU stage continues from stage 5 with the same single-cycle parameters.
     gpu = build_model(recipes["sdpose_t_distill_gpu"].model)
-    load_checkpoint(gpu, {"state_dict": stage4.state_dict()})
+    load_checkpoint(gpu, {"state_dict": stage5.state_dict()})
     assert recipes["sdpose_t_distill_gpu"].data.sigma_at(10**6) == 2.0
     assert all(recipes[name].data.photometric_prob == 0 for name in ("sdpose_t", "sdpose_b"))  # paper
