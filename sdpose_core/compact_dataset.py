@@ -34,7 +34,7 @@ import numpy as np
 
 from sdpose_core.cli import UserError, run_cli
 from sdpose_core.coco_labels import coco_categories
-from sdpose_core.data import CocoKeypointDataset, DataConfig, DataError, clean_bbox
+from sdpose_core.data import CocoKeypointDataset, DataConfig, DataError
 from sdpose_core.geometry import PIXEL_STD
 from sdpose_core.jsonio import write_json_atomic
 
@@ -86,7 +86,7 @@ def cut_out(
 
 
 def _moved_annotation(
-    ann: dict[str, Any], clean_box: list[float], cut: _Cut, image_id: int, ann_id: int
+    ann: dict[str, Any], clean_box: tuple[float, float, float, float], cut: _Cut, image_id: int, ann_id: int
 ) -> dict[str, Any]:
     """The annotation in the cut-out's pixels: the (cleaned) box and labelled joints moved and
     scaled; every other field kept."""
@@ -213,9 +213,7 @@ def compact_dataset(
             {"id": k, "file_name": person["file_name"], "width": person["width"], "height": person["height"]}
         )
         record = dataset.records[person["index"]]
-        ann, image = record.annotation, dataset.image_entry(record.image_id)
-        box = clean_bbox(ann["bbox"], int(image["width"]), int(image["height"]), ann.get("area"))
-        annotations.append(_moved_annotation(ann, box, person["cut"], k, k))
+        annotations.append(_moved_annotation(record.annotation, record.clean_box, person["cut"], k, k))
     info = {
         **dataset.info,
         "compacted_from": str(train_ann),

@@ -84,6 +84,8 @@ class Trainer:
         show_progress: bool = True,
         cpu_amp: bool = False,
     ) -> None:
+        if max_steps_per_epoch:  # an override belongs in the recipe that recipe.yaml records
+            recipe = replace(recipe, train=replace(recipe.train, max_steps_per_epoch=max_steps_per_epoch))
         self.recipe, self.paths, self.cfg = recipe, paths, recipe.train
         self.distributed, self.rank, local_rank = _distributed()
         if self.distributed:
@@ -96,9 +98,6 @@ class Trainer:
                 torch.cuda.set_device(local_rank)
         self.device = _check_device(device)
         self.is_main = self.rank == 0
-        if max_steps_per_epoch:  # an override belongs in the recipe that recipe.yaml records
-            recipe = replace(recipe, train=replace(recipe.train, max_steps_per_epoch=max_steps_per_epoch))
-            self.recipe, self.cfg = recipe, recipe.train
         self.show_progress = show_progress and self.is_main
         self.use_amp = self.cfg.amp and (self.device.type == "cuda" or cpu_amp)
         if self.use_amp and self.device.type == "cpu" and cpu_has_native_bf16() is False and self.is_main:

@@ -20,7 +20,6 @@ from sdpose_core.data.coco import (
     DataConfig,
     DataError,
     build_loader,
-    clean_bbox,
     set_loader_epoch,
 )
 from sdpose_core.data.targets import gaussian_targets
@@ -30,7 +29,6 @@ __all__ = [
     "DataConfig",
     "DataError",
     "build_loader",
-    "clean_bbox",
     "set_loader_epoch",
     "gaussian_targets",
     "affine_crop",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from sdpose_core.data.targets import gaussian_targets
 from sdpose_core.geometry import box_xywh_to_xyxy, boxes_to_center_scale, normalize_crops
 from sdpose_core.keypoints import NUM_KEYPOINTS
 
-__all__ = ["DataError", "DataConfig", "CocoKeypointDataset", "build_loader", "clean_bbox", "set_loader_epoch"]
+__all__ = ["DataError", "DataConfig", "CocoKeypointDataset", "build_loader", "set_loader_epoch"]
 
 
 class DataError(RuntimeError):
@@ -108,7 +108,9 @@ class _Record:
     joints: np.ndarray  # (K,2) image pixels
     visible: np.ndarray  # (K,) 0/1
     bbox_score: float
-    annotation: dict[str, Any] | None = None  # the COCO annotation of a GT box (tools rewrite it)
+    # GT boxes only, for tools that rewrite the file: the COCO annotation and its cleaned box.
+    annotation: dict[str, Any] | None = None
+    clean_box: tuple[float, float, float, float] | None = None
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -121,7 +123,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise DataError(f"{what} {path} is unreadable or not JSON: {exc}") from None
 
 
-def clean_bbox(bbox: Sequence[float], width: int, height: int, area: float | None) -> list[float] | None:
+def _clean_bbox(bbox: Sequence[float], width: int, height: int, area: float | None) -> list[float] | None:
     """MMPose 0.29 box cleaning: clip to the image with its "-1" convention; None if empty."""
     x, y, w, h = (float(v) for v in bbox[:4])
     x1, y1 = max(0.0, x), max(0.0, y)
@@ -226,12 +228,11 @@ class CocoKeypointDataset(Dataset):
             if len(kpts) != 3 * NUM_KEYPOINTS:
                 raise ValueError(f"annotation {ann.get('id')} has {len(kpts) // 3} keypoints, not 17")
             image = self._images[int(ann["image_id"])]
-            box = clean_bbox(ann["bbox"], int(image["width"]), int(image["height"]), ann.get("area"))
+            box = _clean_bbox(ann["bbox"], int(image["width"]), int(image["height"]), ann.get("area"))
             if box is None:
                 continue
             kpts = np.asarray(kpts, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
-            record = self._record(image, box, kpts[:, :2], np.minimum(1.0, kpts[:, 2]), 1.0)
-            records.append(replace(record, annotation=ann))
+            records.append(self._record(image, box, kpts[:, :2], np.minimum(1.0, kpts[:, 2]), 1.0, ann))
         return records
 
     def _det_records(self, det_file: Path, thr: float) -> list[_Record]:
@@ -254,17 +255,22 @@ class CocoKeypointDataset(Dataset):
         return records
 
     def _record(
-        self, image: dict[str, Any], box: Sequence[float], joints: np.ndarray, vis: np.ndarray, score: float
+        self,
+        image: dict[str, Any],
+        box: Sequence[float],
+        joints: np.ndarray,
+        vis: np.ndarray,
+        score: float,
+        annotation: dict[str, Any] | None = None,
     ) -> _Record:
         """Box (x, y, w, h) -> MMPose center/scale (padding 1.25, aspect 0.75) via geometry."""
         xyxy = box_xywh_to_xyxy(np.asarray(box[:4], dtype=np.float64))
         center, scale = boxes_to_center_scale(xyxy, self.cfg.aspect_ratio, self.cfg.padding)
         name, width = str(image["file_name"]), int(image["width"])
-        return _Record(int(image["id"]), name, width, center[0], scale[0], joints, vis, score)
-
-    def image_entry(self, image_id: int) -> dict[str, Any]:
-        """The ``images`` entry of the annotation file with this id."""
-        return self._images[int(image_id)]
+        clean_box = tuple(float(v) for v in box[:4]) if annotation is not None else None
+        return _Record(
+            int(image["id"]), name, width, center[0], scale[0], joints, vis, score, annotation, clean_box
+        )
 
     def image_path(self, index: int) -> Path:
         """Resolve a sample's image file (see the class docstring); DataError if none exists."""
