@@ -31,6 +31,7 @@ from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
 MIN_PERSON_SPREAD = 8.0  # pixels: the confident joints of a tracked person span at least this
 
 MAX_SCALE_STEP = 0.1  # a carried box grows or shrinks by at most 10 % a frame
+MAX_SCALE_SINCE_DETECTION = 1.5  # ... and to at most 1.5x (or 1/1.5) of the detector's box
 
 __all__ = [
     "AppConfig",
@@ -107,13 +108,19 @@ def follow_boxes(
     prev_keypoints: np.ndarray,
     prev_scores: np.ndarray,
     min_score: float,
+    detected_sizes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each box (N, 4) moved by the median shift of its person's joints confident in both this
     frame and the previous one, and scaled by the change of their spread (at most
     `MAX_SCALE_STEP` a frame). A person with no such joint keeps their box; with fewer than
     three, it is only moved. Rows of `prev_*` with NaN keypoints are people seen for the first
     time. Scaling pivots on the box centre, not the joints' centroid: at 10 % a frame at most,
-    the difference is a pixel or two and the next detection resets the box."""
+    the difference is a pixel or two and the next detection resets the box.
+
+    `detected_sizes` (N, 2): the width and height of each person's box when the detector last
+    gave it. Per-frame steps compound over a long (adaptive) interval, so each side is also
+    kept within `MAX_SCALE_SINCE_DETECTION` of it: joints that wander apart or collapse for a
+    few frames cannot balloon or shrink the crop until the next detection."""
     out = boxes.astype(np.float32, copy=True)
     shared = (scores >= min_score) & (prev_scores >= min_score) & ~np.isnan(prev_keypoints).any(-1)
     for i in np.flatnonzero(shared.any(axis=1)):
@@ -125,6 +132,10 @@ def follow_boxes(
             spread_before = np.sqrt(((before - before.mean(0)) ** 2).sum(1).mean())
             if spread_before > 0:
                 half = half * np.clip(spread_now / spread_before, 1 - MAX_SCALE_STEP, 1 + MAX_SCALE_STEP)
+                if detected_sizes is not None:
+                    detected_half = detected_sizes[i] / 2
+                    bound = MAX_SCALE_SINCE_DETECTION
+                    half = np.clip(half, detected_half / bound, detected_half * bound)
         out[i] = np.concatenate([centre - half, centre + half])
     return out
 
@@ -143,24 +154,28 @@ def _suppress_duplicates(boxes: np.ndarray, scores: np.ndarray, iou: float) -> n
 @dataclass
 class _Carried:
     """People to pose in the coming frame: boxes (N, 4), box scores (N,), track ids (N,; -1 for
-    none), and the keypoints (N, 17, 2; NaN for none) and scores (N, 17) of the frame the boxes
-    came from, which `follow_boxes` compares with the new pose to move the box on."""
+    none), the keypoints (N, 17, 2; NaN for none) and scores (N, 17) of the frame the boxes
+    came from, which `follow_boxes` compares with the new pose to move the box on, and the
+    width and height (N, 2) of each box when the detector gave it, which bound its scaling."""
 
     boxes: np.ndarray
     scores: np.ndarray
     track_ids: np.ndarray
     keypoints: np.ndarray
     kpt_scores: np.ndarray
+    detected_sizes: np.ndarray
 
     @classmethod
     def detected(cls, boxes: np.ndarray, scores: np.ndarray) -> _Carried:
         n = len(boxes)
+        boxes = np.asarray(boxes, np.float32).reshape(n, 4)
         return cls(
-            np.asarray(boxes, np.float32).reshape(n, 4),
+            boxes,
             np.asarray(scores, np.float32).reshape(n),
             np.full(n, -1, np.int64),
             np.full((n, 17, 2), np.nan, np.float32),
             np.zeros((n, 17), np.float32),
+            boxes[:, 2:] - boxes[:, :2],
         )
 
     @classmethod
@@ -265,11 +280,15 @@ class PosePipeline:
             people.keypoints[rows],
             people.kpt_scores[rows],
             s.kpt_score,
+            people.detected_sizes[rows],
         )
         box_scores = people.scores[rows].astype(np.float32)
         unique = _suppress_duplicates(boxes, box_scores, s.duplicate_iou) if len(boxes) > 1 else slice(None)
         rows = rows[unique]
-        return _Carried(boxes[unique], box_scores[unique], ids[unique], keypoints[rows], scores[rows])
+        return _Carried(
+            boxes[unique], box_scores[unique], ids[unique], keypoints[rows], scores[rows],
+            people.detected_sizes[rows],
+        )
 
     def run(self, frames: Iterable[Frame]) -> Iterator[FrameResult]:
         """Process frames as they come; `timings["read"]` is the time spent waiting for each."""

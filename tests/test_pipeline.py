@@ -231,6 +231,29 @@ def test_follow_boxes_moves_and_scales_with_the_joints_seen_twice():
     np.testing.assert_array_equal(out[2], box[2])
 
 
+def test_carried_boxes_stay_within_bounds_of_the_detectors_box_over_a_long_interval():
+    """Joints that keep spreading (a pose model drifting apart) grow the box 10 % a frame, but
+    never past 1.5x the detector's box, however many frames pass before the next detection;
+    likewise for joints that keep collapsing."""
+    detected = np.array([[100, 100, 200, 300], [100, 100, 200, 300]], np.float32)
+    sizes = detected[:, 2:] - detected[:, :2]
+    boxes = detected.copy()
+    base = np.stack([TEMPLATE * [100, 200] + 100] * 2).astype(np.float32)
+    prev = base.copy()
+    scores = np.full((2, 17), 0.9, np.float32)
+    for step in range(1, 16):
+        now = base.copy()
+        for i, factor in enumerate([1.2**step, 0.8**step]):
+            centre = base[i].mean(0)
+            now[i] = (base[i] - centre) * factor + centre
+        boxes = follow_boxes(boxes, now, scores, prev, scores, 0.3, sizes)
+        prev = now
+        if step == 2:  # early on, only the per-frame step limits the change
+            np.testing.assert_allclose(boxes[0, 2:] - boxes[0, :2], sizes[0] * 1.1**2, rtol=1e-5)
+    np.testing.assert_allclose(boxes[0, 2:] - boxes[0, :2], sizes[0] * 1.5, rtol=1e-5)
+    np.testing.assert_allclose(boxes[1, 2:] - boxes[1, :2], sizes[1] / 1.5, rtol=1e-5)
+
+
 class CropBoundEngine:
     """A weak pose model that sees only its crop: it puts the joints of a person squeezed
     onto the body axis (a fifth of the true width) inside whatever box it is given, as the
