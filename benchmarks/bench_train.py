@@ -1,7 +1,8 @@
 """Training images/s and what limits it: data loading alone, the model step alone, both (issue 5).
 
     .venv/bin/python benchmarks/bench_train.py --device cuda [--configs sdpose_t sdpose_b] \
-        [--workers 14] [--steps 40] [--data-root DIR --train-ann FILE] [--profile] [--json out.json]
+        [--workers 14] [--steps 40] [--data-root DIR --train-ann FILE] [--compile] [--profile] \
+        [--json out.json]
 
 Each recipe (configs/, e.g. sdpose_t: batch 64, bf16 AMP on CUDA) is timed three ways:
 * loader: the training DataLoader alone (JPEG decode, MMPose augmentation, targets, collation);
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--train-ann", type=Path)
     parser.add_argument("--cpu-amp", action="store_true", help="bf16 autocast on a CPU too")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the step (as train --compile)")
     parser.add_argument("--profile", action="store_true", help="print the top operators of the model step")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             data_root, train_ann = tmp_dir, write_stand_in_dataset(tmp_dir, args.frames)
         print(f"{name}  torch {torch.__version__}  training images/s  (data: {train_ann})")
         header = (
-            f"{'recipe':12} {'batch':>5} {'workers':>7} {'amp':>4} {'loader':>8} {'step':>8} "
+            f"{'recipe':12} {'batch':>5} {'workers':>7} {'amp':>4} {'compiled':>8} {'loader':>8} {'step':>8} "
             f"{'full':>8} {'full/H100 ref':>13}  bound"
         )
         print(header)
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_steps_per_epoch=args.steps,
                 show_progress=False,
                 cpu_amp=args.cpu_amp,
+                compile_model=args.compile,
             )
             loader_rate = time_loader(trainer, args.steps)
             step_rate = time_step(trainer, args.steps, args.profile)
@@ -199,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             ratio = f"{full_rate / reference:13.2f}" if reference else f"{'-':>13}"
             print(
                 f"{config:12} {recipe.train.batch_size:5d} {recipe.train.workers:7d} "
-                f"{str(trainer.use_amp):>4} {loader_rate:8.1f} {step_rate:8.1f} {full_rate:8.1f} "
+                f"{str(trainer.use_amp):>4} {str(args.compile):>8} "
+                f"{loader_rate:8.1f} {step_rate:8.1f} {full_rate:8.1f} "
                 f"{ratio}  {bound}"
             )
             rows.append(
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     batch=recipe.train.batch_size,
                     workers=recipe.train.workers,
                     amp=trainer.use_amp,
+                    compiled=args.compile,
                     loader_images_per_s=loader_rate,
                     step_images_per_s=step_rate,
                     full_images_per_s=full_rate,

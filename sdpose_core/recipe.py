@@ -80,9 +80,11 @@ class Recipe:
         Learning-rate steps and the sigma schedule's first epochs scale by ``epochs /
         train.epochs``; entries the recipe never reaches (at or past its last epoch) are left
         out. Each learning-rate step keeps an epoch of its own (at least 1, after the one
-        before); a step with no epoch left is dropped rather than stacked, so the rate never
-        falls by gamma squared at once. Sigma entries that land on the same epoch keep the
-        later sigma."""
+        before) and at least one epoch after it, as every step the recipe reaches has: a step
+        at 7 of 8 epochs lands at 3 of 4, not on the end, where it would never take effect. A
+        step with no epoch left is dropped rather than stacked, so the rate never falls by
+        gamma squared at once. Sigma entries that land on the same epoch keep the later
+        sigma."""
         if epochs >= self.train.epochs:
             return self
         if epochs < 1:
@@ -91,8 +93,8 @@ class Recipe:
 
         lr_steps: list[int] = []
         for step in sorted(s for s in self.train.lr_steps if s < self.train.epochs):
-            moved = max(round(step * ratio), 1, lr_steps[-1] + 1 if lr_steps else 1)
-            if moved < epochs:
+            moved = min(max(round(step * ratio), 1, lr_steps[-1] + 1 if lr_steps else 1), epochs - 1)
+            if moved >= 1 and (not lr_steps or moved > lr_steps[-1]):
                 lr_steps.append(moved)
         sigma_schedule: dict[int, float] = {}
         for start, sigma in self.data.sigma_schedule:

@@ -66,6 +66,52 @@ def test_resume_reaches_the_same_weights(tmp_path, coco):
         assert torch.equal(value, b["state_dict"][key]), f"{key} differs after resume"
 
 
+def test_compiled_training_matches_eager_and_saves_plain_keys(tmp_path, coco, monkeypatch):
+    """--compile trains the same weights as eager steps (the aot_eager backend stands in for
+    inductor, whose C++ build takes minutes), and its checkpoints load like any other."""
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module: compile_(module, backend="aot_eager"))
+    common = ("--epochs", "1", "--max-steps-per-epoch", "2")
+    assert main(_args(coco, tmp_path / "eager", *common)) == 0
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    assert main(_args(coco, tmp_path / "compiled", *common, "--compile")) == 0
+    assert counters["stats"]["unique_graphs"] > 0, "--compile must run the steps through dynamo"
+    eager = read_checkpoint_file(tmp_path / "eager" / "latest.pth")["state_dict"]
+    compiled = read_checkpoint_file(tmp_path / "compiled" / "latest.pth")
+    assert set(compiled["state_dict"]) == set(eager)
+    recipe = load_recipe("sdpose_t_smoke")
+    torch.manual_seed(recipe.train.seed)  # the trainer's initial weights
+    start = build_model(recipe.model).state_dict()
+    keys = [k for k, v in start.items() if v.is_floating_point()]
+
+    def update(state):
+        return torch.cat([(state[k].float() - start[k]).flatten() for k in keys])
+
+    # Adam's first steps move each weight by about +-lr whatever the gradient's size, so
+    # rounding in near-zero gradients flips a few signs: compare the updates as a whole.
+    eager_update, compiled_update = update(eager), update(compiled["state_dict"])
+    assert eager_update.abs().max() > 0, "the eager steps must have trained the weights"
+    assert torch.nn.functional.cosine_similarity(eager_update, compiled_update, dim=0) > 0.99
+    logs = [json.loads((tmp_path / run / "log.jsonl").read_text()) for run in ("eager", "compiled")]
+    assert logs[1]["loss"] == pytest.approx(logs[0]["loss"], rel=1e-4)
+    assert load_checkpoint(build_model(recipe.model), compiled).variant == "sdpose_t"
+
+
+def test_compile_failure_is_one_line(tmp_path, coco, monkeypatch, capsys):
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no C++ compiler found")
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module: compile_(module, backend=broken_backend))
+    torch._dynamo.reset()
+    argv = _args(coco, tmp_path / "run", "--epochs", "1", "--max-steps-per-epoch", "1", "--compile")
+    assert run_cli(main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --compile failed") and "\n" not in err and "without --compile" in err, err
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, coco, monkeypatch):
     root, ann = coco
     recipe = load_recipe("sdpose_t_smoke")
@@ -187,6 +233,9 @@ def test_compressing_never_stacks_steps_or_invents_them():
     gpu = load_recipe("sdpose_t_distill_gpu")  # lr steps at epochs 42 and 54 of 60
     assert gpu.compressed(5).train.lr_steps == (4,), "no room for the second step: dropped"
     assert gpu.compressed(2).train.lr_steps == (1,) and gpu.compressed(1).train.lr_steps == ()
+    late = dataclasses.replace(gpu, train=dataclasses.replace(gpu.train, epochs=8, lr_steps=(7,)))
+    assert late.compressed(4).train.lr_steps == (3,), "a step before the end stays before the end"
+    assert late.compressed(2).train.lr_steps == (1,)
     paper = load_recipe("sdpose_t")  # steps at 200 and 260, cut to 20 epochs: never reached
     paper = dataclasses.replace(paper, train=dataclasses.replace(paper.train, epochs=20))
     assert paper.compressed(10).train.lr_steps == ()
