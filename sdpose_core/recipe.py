@@ -93,9 +93,9 @@ class Recipe:
 
         lr_steps: list[int] = []
         for step in sorted(s for s in self.train.lr_steps if s < self.train.epochs):
-            moved = min(max(round(step * ratio), 1, lr_steps[-1] + 1 if lr_steps else 1), epochs - 1)
-            if moved >= 1 and (not lr_steps or moved > lr_steps[-1]):
-                lr_steps.append(moved)
+            first_free = lr_steps[-1] + 1 if lr_steps else 1  # its own epoch, after the last
+            if first_free <= epochs - 1:  # and one epoch after it
+                lr_steps.append(min(max(round(step * ratio), first_free), epochs - 1))
         sigma_schedule: dict[int, float] = {}
         for start, sigma in self.data.sigma_schedule:
             if start < self.train.epochs:

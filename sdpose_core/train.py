@@ -515,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     except torch._dynamo.exc.TorchDynamoException as exc:  # --compile on a machine that cannot
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
         raise UserError(f"--compile failed ({first}); train without --compile") from None
     except DataError as exc:  # from a loader worker: its message carries the worker's traceback
         lines = [line for line in str(exc).splitlines() if line.strip()]
