@@ -19,8 +19,10 @@ from sdpose_core.data import (
     build_loader,
     crop_matrices,
     gaussian_targets,
+    random_occlusion,
     random_photometric,
     random_scale_rotation,
+    random_truncation,
     set_loader_epoch,
 )
 from sdpose_core.data import coco as coco_module
@@ -158,6 +160,80 @@ def test_photometric_jitter_stays_in_a_plausible_range() -> None:
     means = [float(random_photometric(crop, rng, prob=1.0).mean()) for _ in range(200)]
     assert np.std(means) > 5.0
     assert 20.0 < min(means) and max(means) < 235.0
+
+
+def test_occlusion_paints_one_flat_rectangle_and_keeps_every_label() -> None:
+    """A crop with a box painted over it: one flat colour, 20-40 % of each side, joints unchanged."""
+    rng = np.random.default_rng(3)
+    sides = []
+    for _ in range(50):
+        crop = np.random.default_rng(4).integers(0, 256, (256, 192, 3)).astype(np.uint8)
+        before = crop.copy()
+        assert random_occlusion(crop, rng, prob=1.0) is crop
+        changed = np.argwhere((crop != before).any(axis=2))
+        (y0, x0), (y1, x1) = changed.min(axis=0), changed.max(axis=0)
+        patch = crop[y0 : y1 + 1, x0 : x1 + 1].reshape(-1, 3)
+        assert (patch == patch[0]).all(), "the painted area is one rectangle of one colour"
+        sides.append(((y1 - y0 + 1) / 256, (x1 - x0 + 1) / 192))
+    sides = np.array(sides)
+    assert sides.min() >= 0.19 and sides.max() <= 0.41 and np.ptp(sides) > 0.1
+    crop = np.zeros((8, 6, 3), np.uint8)
+    assert not random_occlusion(crop, np.random.default_rng(0), prob=0.0).any()
+
+
+def test_truncation_blacks_out_past_a_line_and_unlabels_the_joints_there() -> None:
+    """A close-up as the frame's edge makes it: the cut part is black and its joints unlabelled."""
+    joints = np.array([[96.0, 20.0], [96.0, 120.0], [96.0, 240.0], [10.0, 128.0], [182.0, 128.0]])
+    rng, cuts = np.random.default_rng(5), {"bottom": 0, "left": 0, "right": 0}
+    for _ in range(200):
+        crop = np.full((256, 192, 3), 200, np.uint8)
+        visible = random_truncation(crop, joints, np.ones(5), rng, prob=1.0)
+        black = (crop == 0).all(axis=2)
+        assert black.any() and not black.all()
+        rows, cols = black.all(axis=1), black.all(axis=0)
+        if rows.any():  # the bottom cut: rows from the line down, at least the top 40 % kept
+            cut = int(np.argmax(rows))
+            assert rows[cut:].all() and cut >= 0.4 * 256 - 1 and cut <= 0.85 * 256 + 1
+            expected = joints[:, 1] < cut
+            cuts["bottom"] += 1
+        elif cols[0]:
+            cut = int(np.argmin(cols))
+            expected = joints[:, 0] >= cut
+            cuts["left"] += 1
+        else:
+            cut = int(np.argmax(cols))
+            expected = joints[:, 0] < cut
+            cuts["right"] += 1
+        # A joint is unlabelled exactly when the black part covers it.
+        assert visible.astype(bool).tolist() == expected.tolist()
+        assert all(not black[int(y), int(x)] for x, y in joints[expected])
+    assert cuts["bottom"] > 110 and min(cuts["left"], cuts["right"]) > 15
+    untouched = np.full((8, 6, 3), 9, np.uint8)
+    assert random_truncation(untouched, joints, np.ones(5), rng, prob=0.0).tolist() == [1] * 5
+    assert (untouched == 9).all()
+
+
+def test_occlusion_and_truncation_reach_the_training_targets(coco_dir: Path) -> None:
+    """In the dataset: truncation zeroes the weights of cut joints; neither moves a kept joint."""
+    plain = _coco(coco_dir, train=True, cfg=DataConfig(), seed=5)
+    cut = _coco(coco_dir, train=True, cfg=DataConfig(occlusion_prob=1.0, truncation_prob=1.0), seed=5)
+    lost = 0
+    for index in range(len(plain)):
+        a, b = plain[index], cut[index]
+        kept, had = b["target_weight"].numpy().ravel() > 0, a["target_weight"].numpy().ravel() > 0
+        assert not (kept & ~had).any(), "no joint gains a label"
+        np.testing.assert_array_equal(a["joints"].numpy()[kept], b["joints"].numpy()[kept])
+        np.testing.assert_array_equal(a["target"].numpy()[kept], b["target"].numpy()[kept])
+        gone = had & ~kept  # cut off: unlabelled (v=0, zero coordinates) and no target
+        assert not b["target"].numpy()[~kept].any() and not b["joints"].numpy()[gone].any()
+        lost += int(gone.sum())
+        assert not torch.equal(a["image"], b["image"])
+    assert lost > 0, "some joints fell past a cut"
+    val = _coco(coco_dir, train=False, cfg=DataConfig(occlusion_prob=1.0, truncation_prob=1.0))
+    assert torch.equal(val[0]["image"], _coco(coco_dir, train=False, cfg=DataConfig())[0]["image"])
+    for name in ("occlusion_prob", "truncation_prob"):
+        with pytest.raises(ValueError, match=name):
+            DataConfig(**{name: -0.1})
 
 
 def test_scale_rotation_ranges() -> None:

@@ -10,9 +10,11 @@ from sdpose_core.data.augment import (
     half_body_center_scale,
     random_flip,
     random_half_body,
+    random_occlusion,
     random_photometric,
     random_scale_rotation,
     random_shift_center,
+    random_truncation,
     transform_joints,
 )
 from sdpose_core.data.coco import (
@@ -38,7 +40,9 @@ __all__ = [
     "half_body_center_scale",
     "random_flip",
     "random_half_body",
+    "random_occlusion",
     "random_photometric",
+    "random_truncation",
     "random_scale_rotation",
     "random_shift_center",
     "transform_joints",

@@ -8,6 +8,8 @@ one fixed sample. Joints are (K,2) pixel coordinates, ``visible`` is (K,) 0/1.
 `random_photometric` is not in SDPose's recipe (its config has no colour augmentation): it is
 an opt-in for small, narrow training sets (``DataConfig.photometric_prob``) and draws its random
 numbers after all geometric steps, so a seed's crop geometry is the same with it on or off.
+`random_occlusion` (a flat rectangle over the crop) and `random_truncation` (the crop cut off
+past a line, the joints there unlabelled) are opt-ins of the same kind, drawn after it.
 
 Flip without flipping the image: MMPose mirrors the whole image (``img[:, ::-1]``), sets
 ``center_x = width - 1 - center_x`` and mirrors the joints the same way. Here the joints and
@@ -40,6 +42,8 @@ __all__ = [
     "affine_crop",
     "transform_joints",
     "random_photometric",
+    "random_occlusion",
+    "random_truncation",
 ]
 
 
@@ -259,3 +263,68 @@ def random_photometric(
     if coins[5] < blur_prob:
         out = cv2.GaussianBlur(out, (blur_size, blur_size), 0)
     return out
+
+
+def random_occlusion(
+    crop_bgr: np.ndarray,
+    rng: np.random.Generator,
+    prob: float = 0.5,
+    side: tuple[float, float] = (0.2, 0.4),
+) -> np.ndarray:
+    """Paint one rectangle of a random flat colour over a (h,w,3) uint8 crop, in place.
+
+    Each side is ``side`` x the crop's (RTMPose's CoarseDropout proportions). The joints under it
+    keep their labels, so the model learns to place a joint hidden behind a bag, a pole or
+    another person from the rest of the body. Draws the same numbers whether it paints or not.
+    """
+    if prob <= 0.0:
+        return crop_bgr
+    apply, fw, fh, fx, fy = rng.random(5)
+    colour = rng.integers(0, 256, 3)
+    if apply < prob:
+        h, w = crop_bgr.shape[:2]
+        rw = int(round(w * (side[0] + fw * (side[1] - side[0]))))
+        rh = int(round(h * (side[0] + fh * (side[1] - side[0]))))
+        x0, y0 = int(fx * (w - rw + 1)), int(fy * (h - rh + 1))
+        crop_bgr[y0 : y0 + rh, x0 : x0 + rw] = colour.astype(np.uint8)
+    return crop_bgr
+
+
+def random_truncation(
+    crop_bgr: np.ndarray,
+    crop_joints: np.ndarray,
+    visible: np.ndarray,
+    rng: np.random.Generator,
+    prob: float = 0.2,
+    keep: tuple[float, float] = (0.4, 0.85),
+) -> np.ndarray:
+    """Cut the crop off past a random line, as the frame's edge cuts off a close-up person.
+
+    With probability ``prob``: the bottom (70 %), left or right part of the crop beyond
+    ``keep`` x its height or width turns black (the zero border of `affine_crop`), and the
+    joints there lose their labels: returns the new ``visible`` (the crop changes in place).
+    Without it, a pool of full-body people teaches the model that legs are always in the crop,
+    and on a waist-up frame it squeezes a whole body into it. Draws 3 numbers whenever ``prob`` > 0.
+    """
+    visible = np.asarray(visible).copy()
+    if prob <= 0.0:
+        return visible
+    apply, which, fraction = rng.random(3)
+    if apply >= prob:
+        return visible
+    h, w = crop_bgr.shape[:2]
+    kept = keep[0] + fraction * (keep[1] - keep[0])
+    if which < 0.7:
+        cut = int(round(h * kept))
+        crop_bgr[cut:] = 0
+        gone = crop_joints[:, 1] >= cut
+    elif which < 0.85:
+        cut = int(round(w * (1.0 - kept)))
+        crop_bgr[:, :cut] = 0
+        gone = crop_joints[:, 0] < cut
+    else:
+        cut = int(round(w * kept))
+        crop_bgr[:, cut:] = 0
+        gone = crop_joints[:, 0] >= cut
+    visible[gone] = 0
+    return visible

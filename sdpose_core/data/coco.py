@@ -61,13 +61,19 @@ class DataConfig:
     # Not in SDPose's recipe (0 = off): chance of colour/blur jitter per training crop, for small
     # or narrow training sets (see `augment.random_photometric`).
     photometric_prob: float = 0.0
+    # Not in SDPose's recipe (0 = off), for the same kind of set: chance of a painted rectangle
+    # over the crop (joints keep labels) and of the crop cut off past a line as a frame's edge
+    # would (joints there unlabelled); see `augment.random_occlusion` / `random_truncation`.
+    occlusion_prob: float = 0.0
+    truncation_prob: float = 0.0
     # Not in SDPose's recipe (1 = off): passes over the training people per epoch. A small set on
     # a fast GPU finishes an epoch in seconds, and the per-epoch costs (checkpoint, loader
     # restart) would then dominate; each repeat draws its own augmentation.
     repeats: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("shift_prob", "flip_prob", "half_body_prob", "rot_prob", "photometric_prob"):
+        probs = ("shift_prob", "flip_prob", "half_body_prob", "rot_prob", "photometric_prob")
+        for name in (*probs, "occlusion_prob", "truncation_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if min(*self.image_size, *self.heatmap_size) <= 0 or self.sigma <= 0 or self.padding <= 0:
@@ -336,6 +342,10 @@ class CocoKeypointDataset(Dataset):
         if self.train:
             crop = augment.random_photometric(crop, rng, cfg.photometric_prob)
         crop_joints = augment.transform_joints(joints, vis, joints_matrix)
+        if self.train:  # the crop is this sample's own array: paint on it in place
+            crop = augment.random_occlusion(crop, rng, cfg.occlusion_prob)
+            vis = augment.random_truncation(crop, crop_joints, vis, rng, cfg.truncation_prob)
+            crop_joints[vis <= 0] = 0.0
         sigma = cfg.sigma_at(self.epoch) if self.train else cfg.sigma
         target, weight = gaussian_targets(
             crop_joints, vis, cfg.heatmap_size, cfg.image_size, sigma, cfg.unbiased_encoding
