@@ -1,7 +1,7 @@
 """Accuracy of our pose model vs the MoveNet Thunder teacher on held-out, human-labelled people.
 
     .venv/bin/python benchmarks/bench_accuracy.py [--weights PATH] [--model sdpose_t] [--flip-test]
-        [--backend onnx|torch] [--threads 1] [--with-yolo] [--json PATH] [--self-check]
+        [--backend onnx|torch] [--threads 1] [--with-yolo] [--per-person] [--json PATH] [--self-check]
 
 Top-down with ground-truth boxes: every model gets the same GT person boxes (xyxy) of every
 image in `shared/data/` `coco_sample` and `humanart` (COCO-17), `crowdpose` (CrowdPose-14),
@@ -18,6 +18,7 @@ counts; none of these images is in the training data. Metrics per set and pooled
   shoulder-to-opposite-hip distances) of the GT, or 0.2 x half the box diagonal when no
   diagonal is labelled; pooled over labelled joints.
 
+`--per-person` lists each person's OKS, ours against the teacher, worst first (also in `--json`).
 `--with-yolo` adds YOLO11n-pose run on the full image, matched to GT boxes by IoU (an unmatched
 person scores 0). `--self-check` scores the GT keypoints themselves (must give 1.0 and 1.0)
 and loads no model. Forty-one people: read the numbers as a sanity check, not a benchmark.
@@ -274,7 +275,7 @@ def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
     """Per set and pooled: mean OKS, PCK@0.2, people, joints, torso-normalised people, seconds."""
     per_set: dict[str, dict] = {}
     for name, images in datasets.items():
-        oks_values, hits, joints, torso, seconds = [], 0, 0, 0, 0.0
+        oks_values, hits, joints, torso, seconds, who = [], 0, 0, 0, 0.0, []
         for image in images:
             frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
             if frame is None:
@@ -283,7 +284,9 @@ def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
             start = time.perf_counter()
             preds = predict(frame, boxes, image.people)
             seconds += time.perf_counter() - start
-            for pred, person in zip(preds, image.people, strict=True):
+            for number, (pred, person) in enumerate(zip(preds, image.people, strict=True)):
+                width, height = person.box[2:] - person.box[:2]
+                who.append(f"{image.path.name} #{number} ({width:.0f}x{height:.0f})")
                 torso += pck_reference(person)[1]
                 if pred is None:  # missed person (YOLO unmatched): OKS 0, no joint correct
                     oks_values.append(0.0)
@@ -294,6 +297,7 @@ def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
                 hits, joints = hits + h, joints + n
         per_set[name] = {
             "oks_values": oks_values,
+            "who": who,
             "hits": hits,
             "joints": joints,
             "torso": torso,
@@ -314,7 +318,24 @@ def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
             "torso_normalised": s["torso"],
             "ms_per_person": 1e3 * s["s"] / n if n else float("nan"),
         }
+        if name != "all":
+            result[name]["per_person"] = dict(zip(s["who"], s["oks_values"], strict=True))
     return result
+
+
+def format_per_person(rows: dict[str, dict[str, dict]], ours: str, other: str) -> str:
+    """One line per held-out person, worst against ``other`` first: where the model fails."""
+    people = [
+        (name, who, value, rows[other][name]["per_person"][who])
+        for name, stats in rows[ours].items()
+        if name != "all"
+        for who, value in stats["per_person"].items()
+    ]
+    width = max(len("person (box w x h)"), *(len(p[1]) for p in people))
+    lines = [f"{'set':12s} {'person (box w x h)':{width}s} {'ours':>6s} {'teacher':>8s} {'diff':>7s}"]
+    for name, who, a, b in sorted(people, key=lambda p: p[2] - p[3]):
+        lines.append(f"{name:12s} {who:{width}s} {a:6.3f} {b:8.3f} {a - b:+7.3f}")
+    return "\n".join(lines)
 
 
 def format_table(rows: dict[str, dict[str, dict]], sets: list[str], diff: tuple[str, str] | None) -> str:
@@ -360,6 +381,9 @@ def main() -> int:
     parser.add_argument("--train-ann", type=Path, help="also score ours on a sample of this training file")
     parser.add_argument("--train-root", type=Path, help="image folder of --train-ann")
     parser.add_argument("--train-per-source", type=int, default=40, help="people per source folder")
+    parser.add_argument(
+        "--per-person", action="store_true", help="also list every person's OKS, ours vs the teacher"
+    )
     args = parser.parse_args()
     if (args.train_ann is None) != (args.train_root is None):
         parser.error("--train-ann and --train-root go together")
@@ -399,6 +423,9 @@ def main() -> int:
         f"({first['joints']}), normalised by the torso (mean shoulder-to-opposite-hip) for "
         f"{first['torso_normalised']}/{first['people']} people, by half the box diagonal for the rest."
     )
+    if args.per_person and diff:
+        print("\nPer person, OKS (worst against the teacher first):")
+        print(format_per_person(rows, *diff))
     if args.json:
         payload = {
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

@@ -108,3 +108,23 @@ def test_accuracy_benchmark_maps_every_held_out_layout_onto_coco(shared_dir: Pat
     x1, y1, x2, y2 = person.box
     joints = np.asarray(raw["joints"])
     assert x1 < joints[:, 0].min() and joints[:, 0].max() < x2 and y1 < joints[:, 1].min()
+
+
+def test_accuracy_benchmark_lists_people_worst_first(shared_dir: Path) -> None:
+    """--per-person: every held-out person once, with the ones the model gets most wrong on top."""
+    bench = _load("bench_accuracy")
+    sets = bench.load_datasets()
+    truth = bench.evaluate(bench.ground_truth_predictor(), sets)
+    wrong_image = sets["mpii"][0]
+
+    def shifted(frame, boxes, people):  # one image's people 40 px off, the rest exact
+        offset = 40.0 if people is wrong_image.people else 0.0
+        return [p.keypoints + offset for p in people]
+
+    rows = {"ours": bench.evaluate(shifted, sets), "teacher": truth}
+    assert sum(len(rows["teacher"][name]["per_person"]) for name in sets) == 41
+    assert all(v == 1.0 for name in sets for v in truth[name]["per_person"].values())
+    lines = bench.format_per_person(rows, "ours", "teacher").splitlines()
+    assert len(lines) == 42 and lines[0].startswith("set")
+    assert lines[1].startswith("mpii") and wrong_image.path.name in lines[1] and "-0." in lines[1]
+    assert lines[-1].endswith("+0.000")
