@@ -319,17 +319,19 @@ def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
             "ms_per_person": 1e3 * s["s"] / n if n else float("nan"),
         }
         if name != "all":
-            result[name]["per_person"] = dict(zip(s["who"], s["oks_values"], strict=True))
+            result[name]["per_person"] = list(zip(s["who"], s["oks_values"], strict=True))
     return result
 
 
 def format_per_person(rows: dict[str, dict[str, dict]], ours: str, other: str) -> str:
     """One line per held-out person, worst against ``other`` first: where the model fails."""
-    people = [
-        (name, who, value, rows[other][name]["per_person"][who])
+    people = [  # both rows scored the same people in the same order
+        (name, who, value, theirs)
         for name, stats in rows[ours].items()
         if name != "all"
-        for who, value in stats["per_person"].items()
+        for (who, value), (_, theirs) in zip(
+            stats["per_person"], rows[other][name]["per_person"], strict=True
+        )
     ]
     width = max(len("person (box w x h)"), *(len(p[1]) for p in people))
     lines = [f"{'set':12s} {'person (box w x h)':{width}s} {'ours':>6s} {'teacher':>8s} {'diff':>7s}"]

@@ -72,8 +72,15 @@ class DataConfig:
     repeats: int = 1
 
     def __post_init__(self) -> None:
-        probs = ("shift_prob", "flip_prob", "half_body_prob", "rot_prob", "photometric_prob")
-        for name in (*probs, "occlusion_prob", "truncation_prob"):
+        for name in (
+            "shift_prob",
+            "flip_prob",
+            "half_body_prob",
+            "rot_prob",
+            "photometric_prob",
+            "occlusion_prob",
+            "truncation_prob",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if min(*self.image_size, *self.heatmap_size) <= 0 or self.sigma <= 0 or self.padding <= 0:
@@ -339,10 +346,9 @@ class CocoKeypointDataset(Dataset):
             joints, vis = rec.joints, rec.visible
         joints_matrix, image_matrix = augment.crop_matrices(center, scale, rot, cfg.image_size, flip_width)
         crop = augment.affine_crop(image, image_matrix, cfg.image_size)
-        if self.train:
-            crop = augment.random_photometric(crop, rng, cfg.photometric_prob)
         crop_joints = augment.transform_joints(joints, vis, joints_matrix)
-        if self.train:  # the crop is this sample's own array: paint on it in place
+        if self.train:  # the crop is this sample's own array: occlusion and truncation paint on it
+            crop = augment.random_photometric(crop, rng, cfg.photometric_prob)
             crop = augment.random_occlusion(crop, rng, cfg.occlusion_prob)
             vis = augment.random_truncation(crop, crop_joints, vis, rng, cfg.truncation_prob)
             crop_joints[vis <= 0] = 0.0
