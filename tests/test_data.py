@@ -88,6 +88,60 @@ def test_classic_target_matches_window_reference() -> None:
 
 
 # ------------------------------------------------------------------------------ config
+def _with_sources(coco_dir: Path, tmp_path: Path, human: int) -> Path:
+    """test_coco.json with its first ``human`` people labelled "lsp-human", the rest "movenet"."""
+    coco = json.loads((coco_dir / "test_coco.json").read_text())
+    people = [a for a in coco["annotations"] if a.get("num_keypoints", 0) > 0 and not a.get("iscrowd")]
+    for i, ann in enumerate(people):
+        ann["source"] = "lsp-human" if i < human else "movenet"
+    path = tmp_path / "sources.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def test_source_repeats_weigh_one_source_without_touching_the_rest(coco_dir: Path, tmp_path: Path) -> None:
+    """{"lsp-human": 3}: each human-labelled person three times a pass, everyone else once, each
+    copy with its own augmentation; `repeats` multiplies the whole pass; validation unchanged."""
+    ann = _with_sources(coco_dir, tmp_path, human=4)
+    plain = CocoKeypointDataset(ann, coco_dir, train=True, cfg=DataConfig(**NO_AUG))
+    n = len(plain.records)
+    humans = {tuple(rec.center) for rec in plain.records if rec.source == "lsp-human"}
+    assert len(humans) == 4 and len(plain) == n
+
+    cfg = DataConfig(**NO_AUG, source_repeats={"lsp-human": 3})
+    weighted = CocoKeypointDataset(ann, coco_dir, train=True, cfg=cfg)
+    assert len(weighted) == n + 2 * 4
+    first_pass = [weighted[i]["center"].tolist() for i in range(n)]
+    assert first_pass == [plain[i]["center"].tolist() for i in range(n)], "everyone once, in file order"
+    loader = build_loader(weighted, batch_size=4, shuffle=True, workers=0)
+    seen: dict[tuple[float, ...], int] = {}
+    for batch in loader:
+        for center in batch["center"].tolist():
+            seen[tuple(center)] = seen.get(tuple(center), 0) + 1
+    assert {c: k for c, k in seen.items() if c in humans} == dict.fromkeys(humans, 3)
+    assert set(seen.values()) == {1, 3} and sum(seen.values()) == n + 8
+
+    jittered = CocoKeypointDataset(ann, coco_dir, train=True, cfg=DataConfig(source_repeats={"lsp-human": 3}))
+    copies = [jittered[i] for i in (0, n, n + 4)]  # the first human: once, then copies 2 and 3
+    assert len({sample["image_id"] for sample in copies}) == 1
+    assert len({tuple(sample["center"].tolist()) for sample in copies}) == 3
+    twice = DataConfig(repeats=2, source_repeats={"lsp-human": 3})
+    assert len(CocoKeypointDataset(ann, coco_dir, train=True, cfg=twice)) == 2 * (n + 8)
+    assert len(CocoKeypointDataset(ann, coco_dir, train=False, cfg=cfg)) == n
+
+
+def test_source_repeats_errors(coco_dir: Path, tmp_path: Path) -> None:
+    """A misspelt source or a bad count is one readable line, not a silently unweighted run."""
+    ann = _with_sources(coco_dir, tmp_path, human=4)
+    with pytest.raises(DataError) as exc:
+        CocoKeypointDataset(ann, coco_dir, train=True, cfg=DataConfig(source_repeats={"lsp_human": 3}))
+    assert "['lsp_human']" in _one_line(exc) and "lsp-human" in str(exc.value)
+    assert from_dict(DataConfig, {"source_repeats": {"lsp-human": 2}}).source_repeats == {"lsp-human": 2}
+    for bad in ({"lsp-human": 0}, {"lsp-human": 1.5}, {"lsp-human": True}):
+        with pytest.raises(ConfigError, match="source_repeats"):
+            from_dict(DataConfig, {"source_repeats": bad})
+
+
 def test_data_config_from_dict() -> None:
     cfg = from_dict(DataConfig, {"flip_prob": 0.0, "image_size": [192, 256]})
     assert cfg.flip_prob == 0.0 and cfg.image_size == (192, 256) and cfg.aspect_ratio == 0.75

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,11 @@ class DataConfig:
     # a fast GPU finishes an epoch in seconds, and the per-epoch costs (checkpoint, loader
     # restart) would then dominate; each repeat draws its own augmentation.
     repeats: int = 1
+    # Not in SDPose's recipe (empty = off): extra passes per epoch over the people of a named
+    # annotation ``source`` (pseudo_label writes "movenet" / "lsp-human"), e.g. {"lsp-human": 3}
+    # lists each human-labelled person three times: weights scarce, varied labels above a large,
+    # narrow pseudo-labelled pool. Each copy draws its own augmentation.
+    source_repeats: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in (
@@ -87,6 +92,9 @@ class DataConfig:
             raise ValueError("image_size, heatmap_size, sigma and padding must be positive")
         if self.repeats < 1:
             raise ValueError(f"repeats must be at least 1, got {self.repeats}")
+        bad = {k: v for k, v in self.source_repeats.items() if type(v) is not int or v < 1}
+        if bad:
+            raise ValueError(f"source_repeats must map source names to integers >= 1, got {bad}")
         if not 0.0 <= self.scale_factor < 1.0:
             raise ValueError(f"scale_factor must be in [0, 1), got {self.scale_factor}")
         if self.use_udp:
@@ -124,6 +132,7 @@ class _Record:
     # GT boxes only, for tools that rewrite the file: the COCO annotation and its cleaned box.
     annotation: dict[str, Any] | None = None
     clean_box: tuple[float, float, float, float] | None = None
+    source: str | None = None  # the annotation's "source" label, for `DataConfig.source_repeats`
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -160,8 +169,10 @@ class CocoKeypointDataset(Dataset):
     leading folders of ``file_name`` are dropped one at a time until one does, so layouts
     like ``humanart/real_human/...`` work without configuration.
 
-    A training set is ``cfg.repeats`` passes over its people: sample ``index`` is person
-    ``index % len(records)``, with augmentation drawn for ``index`` itself.
+    A training set is ``cfg.repeats`` passes over its people: sample ``index`` is entry
+    ``index % len(pass)`` of one pass, with augmentation drawn for ``index`` itself. A pass lists
+    every person once in file order, then, when ``cfg.source_repeats`` names their source, the
+    extra copies (copy 2 of each such person in file order, then copy 3, ...).
 
     Randomness: sample ``index`` in epoch ``e`` uses ``np.random.default_rng((seed, e, index))``,
     independent of worker count and order, so ``--resume`` reproduces samples. Call
@@ -225,10 +236,27 @@ class CocoKeypointDataset(Dataset):
                 f"det file {det_file} has no person boxes with score >= {det_score_thr} "
                 f"for the images of {self.ann_file}"
             )
+        self._pass = self._one_pass()
         # Fail fast on a wrong image_root instead of inside a worker later.
         self.image_path(0)
 
     # ---------------------------------------------------------------- loading
+    def _one_pass(self) -> np.ndarray:
+        """Record indices of one training pass (see the class docstring); validation: each once."""
+        order = np.arange(len(self.records))
+        wanted = self.cfg.source_repeats if self.train else {}
+        if not wanted:
+            return order
+        counts = np.array([wanted.get(rec.source, 1) for rec in self.records])
+        unknown = set(wanted) - {rec.source for rec in self.records}
+        if unknown:
+            found = sorted({str(rec.source) for rec in self.records})
+            raise DataError(
+                f"source_repeats names {sorted(unknown)}, but {self.ann_file} has people from {found} only"
+            )
+        extra = [order[counts >= copy] for copy in range(2, int(counts.max()) + 1)]
+        return np.concatenate([order, *extra])
+
     def _gt_records(self, annotations: list[dict[str, Any]]) -> list[_Record]:
         """People with keypoints, boxes cleaned like ``_load_coco_keypoint_annotation_kernel``."""
         records = []
@@ -281,13 +309,24 @@ class CocoKeypointDataset(Dataset):
         center, scale = boxes_to_center_scale(xyxy, self.cfg.aspect_ratio, self.cfg.padding)
         name, width = str(image["file_name"]), int(image["width"])
         clean_box = tuple(float(v) for v in box[:4]) if annotation is not None else None
+        source = annotation.get("source") if annotation is not None else None
         return _Record(
-            int(image["id"]), name, width, center[0], scale[0], joints, vis, score, annotation, clean_box
+            int(image["id"]),
+            name,
+            width,
+            center[0],
+            scale[0],
+            joints,
+            vis,
+            score,
+            annotation,
+            clean_box,
+            source,
         )
 
     def image_path(self, index: int) -> Path:
         """Resolve a sample's image file (see the class docstring); DataError if none exists."""
-        name = self.records[index % len(self.records)].file_name
+        name = self.records[self._pass[index % len(self._pass)]].file_name
         if self.strip_prefix and name.startswith(self.strip_prefix):
             name = name[len(self.strip_prefix) :]
         parts = Path(name).parts
@@ -307,7 +346,7 @@ class CocoKeypointDataset(Dataset):
         return int(self._epoch[0])
 
     def __len__(self) -> int:
-        return len(self.records) * (self.cfg.repeats if self.train else 1)
+        return len(self._pass) * (self.cfg.repeats if self.train else 1)
 
     def _augment(
         self, rec: _Record, rng: np.random.Generator
@@ -333,7 +372,7 @@ class CocoKeypointDataset(Dataset):
         return center, scale, rot, joints, vis, (rec.width if flipped else None)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        rec, cfg = self.records[index % len(self.records)], self.cfg
+        rec, cfg = self.records[self._pass[index % len(self._pass)]], self.cfg
         path = self.image_path(index)
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # the one decode of this sample
         if image is None:
