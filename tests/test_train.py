@@ -342,18 +342,20 @@ def test_every_recipe_in_configs_loads_and_the_distill_stages_share_weights():
     stage4 = build_model(recipes["sdpose_t_distill_stage4"].model)
     load_checkpoint(stage4, {"state_dict": stage3.state_dict()})
     load_checkpoint(build_model(recipes["sdpose_t"].model), {"state_dict": stage4.state_dict()})
-    stage5 = build_model(recipes["sdpose_t_distill_stage5"].model)
-    load_checkpoint(stage5, {"state_dict": stage4.state_dict()})
-    for stage in (
-        "sdpose_t_distill_stage2",
-        "sdpose_t_distill_stage3",
-        "sdpose_t_distill_stage4",
-        "sdpose_t_distill_stage5",
-    ):
-        assert recipes[stage].data.sigma_at(10**6) == 2.0
-    assert all(recipes[f"sdpose_t_distill_stage{n}"].data.photometric_prob > 0 for n in (3, 4))
-    # The GPU stage continues from stage 5 with the same single-cycle parameters.
+    # Stages 5, 7 and 8 (8 is the bundled weights' last) continue with the same parameters.
+    previous = stage4
+    for n in (5, 7, 8):
+        stage = build_model(recipes[f"sdpose_t_distill_stage{n}"].model)
+        load_checkpoint(stage, {"state_dict": previous.state_dict()})
+        previous = stage
+    for n in (2, 3, 4, 5, 7, 8):
+        assert recipes[f"sdpose_t_distill_stage{n}"].data.sigma_at(10**6) == 2.0
+    assert all(recipes[f"sdpose_t_distill_stage{n}"].data.photometric_prob > 0 for n in (3, 4, 5, 7, 8))
+    # The GPU stage continues from stage 8 with the same single-cycle parameters and, like it,
+    # lists LSP's human-labelled people more than once a pass.
     gpu = build_model(recipes["sdpose_t_distill_gpu"].model)
-    load_checkpoint(gpu, {"state_dict": stage5.state_dict()})
+    load_checkpoint(gpu, {"state_dict": previous.state_dict()})
     assert recipes["sdpose_t_distill_gpu"].data.sigma_at(10**6) == 2.0
+    for name in ("sdpose_t_distill_stage8", "sdpose_t_distill_gpu"):
+        assert recipes[name].data.source_repeats.get("lsp-human", 1) > 1
     assert all(recipes[name].data.photometric_prob == 0 for name in ("sdpose_t", "sdpose_b"))  # paper
