@@ -72,7 +72,7 @@ class DataConfig:
     repeats: int = 1
     # Not in SDPose's recipe (empty = off): extra passes per epoch over the people of a named
     # annotation ``source`` (pseudo_label writes "movenet" / "lsp-human"), e.g. {"lsp-human": 3}
-    # lists each human-labelled person three times: weights scarce, varied labels above a large,
+    # lists each human-labelled person three times, to weigh scarce, varied labels above a large,
     # narrow pseudo-labelled pool. Each copy draws its own augmentation.
     source_repeats: dict[str, int] = field(default_factory=dict)
 
