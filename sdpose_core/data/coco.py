@@ -132,7 +132,11 @@ class _Record:
     # GT boxes only, for tools that rewrite the file: the COCO annotation and its cleaned box.
     annotation: dict[str, Any] | None = None
     clean_box: tuple[float, float, float, float] | None = None
-    source: str | None = None  # the annotation's "source" label, for `DataConfig.source_repeats`
+
+    @property
+    def source(self) -> str | None:
+        """The annotation's "source" label (`pseudo_label` writes it), for `source_repeats`."""
+        return self.annotation.get("source") if self.annotation is not None else None
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -247,13 +251,14 @@ class CocoKeypointDataset(Dataset):
         wanted = self.cfg.source_repeats if self.train else {}
         if not wanted:
             return order
-        counts = np.array([wanted.get(rec.source, 1) for rec in self.records])
-        unknown = set(wanted) - {rec.source for rec in self.records}
+        sources = [rec.source for rec in self.records]
+        unknown = set(wanted) - set(sources)
         if unknown:
-            found = sorted({str(rec.source) for rec in self.records})
+            found = sorted({str(source) for source in sources})
             raise DataError(
                 f"source_repeats names {sorted(unknown)}, but {self.ann_file} has people from {found} only"
             )
+        counts = np.array([wanted.get(source, 1) for source in sources])
         extra = [order[counts >= copy] for copy in range(2, int(counts.max()) + 1)]
         return np.concatenate([order, *extra])
 
@@ -309,19 +314,8 @@ class CocoKeypointDataset(Dataset):
         center, scale = boxes_to_center_scale(xyxy, self.cfg.aspect_ratio, self.cfg.padding)
         name, width = str(image["file_name"]), int(image["width"])
         clean_box = tuple(float(v) for v in box[:4]) if annotation is not None else None
-        source = annotation.get("source") if annotation is not None else None
         return _Record(
-            int(image["id"]),
-            name,
-            width,
-            center[0],
-            scale[0],
-            joints,
-            vis,
-            score,
-            annotation,
-            clean_box,
-            source,
+            int(image["id"]), name, width, center[0], scale[0], joints, vis, score, annotation, clean_box
         )
 
     def image_path(self, index: int) -> Path:
