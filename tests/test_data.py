@@ -23,6 +23,7 @@ from sdpose_core.data import (
     random_photometric,
     random_scale_rotation,
     random_truncation,
+    refit_rotated_box,
     set_loader_epoch,
 )
 from sdpose_core.data import coco as coco_module
@@ -408,7 +409,12 @@ def _synthetic(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return tmp_path / "ann.json", joints
 
 
-@pytest.mark.parametrize("cfg", [DataConfig(**{**NO_AUG, "rot_prob": 1.0}), DataConfig()], ids=["rot", "all"])
+REFIT = DataConfig(**{**NO_AUG, "rot_prob": 1.0, "rotation_refit_prob": 1.0})
+
+
+@pytest.mark.parametrize(
+    "cfg", [DataConfig(**{**NO_AUG, "rot_prob": 1.0}), DataConfig(), REFIT], ids=["rot", "all", "refit"]
+)
 def test_augmented_image_and_joints_stay_aligned(tmp_path: Path, cfg: DataConfig) -> None:
     ann, _ = _synthetic(tmp_path)
     ds = CocoKeypointDataset(ann, tmp_path, train=True, cfg=cfg)  # "sub/" is dropped to find the file
@@ -427,6 +433,33 @@ def test_augmented_image_and_joints_stay_aligned(tmp_path: Path, cfg: DataConfig
             assert np.abs(peaks[k] - (x / 4, y / 4)).max() <= 0.5 + 1e-4  # target peak on the joint
             assert brightness[round(y), round(x)] > 1.0, (epoch, k)
     assert any(abs(r) > 5 for r in rotations)
+
+
+def test_rotation_refit_boxes_a_turned_person_as_a_detector_would(tmp_path: Path) -> None:
+    """A standing person turned 90 degrees gets the wide box a lying person gets from a detector,
+    with the whole person in the crop; upright, the refit is the plain box."""
+    upright = boxes_to_center_scale(np.array([[0.0, 0.0, 40.0, 100.0]]))[1][0]
+    lying = boxes_to_center_scale(np.array([[0.0, 0.0, 100.0, 40.0]]))[1][0]
+    np.testing.assert_allclose(refit_rotated_box((40, 100), 0.0), upright)
+    np.testing.assert_allclose(refit_rotated_box((40, 100), 90.0), lying)
+    np.testing.assert_allclose(refit_rotated_box((40, 100), -90.0, zoom=1.2), lying * 1.2)
+    assert lying[0] > 1.3 * upright[0], "the wide box zooms out: the person spans the crop's width"
+
+    ann, _ = _synthetic(tmp_path)
+    ds = CocoKeypointDataset(ann, tmp_path, train=True, cfg=REFIT)
+    box = ds.records[0].clean_box[2:]  # 120 x 200 px, cleaned as MMPose does (119 x 199)
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        s = ds[0]
+        np.testing.assert_allclose(s["scale"].numpy(), refit_rotated_box(box, s["rotation"]), rtol=1e-9)
+        crop_joints = s["joints"].numpy()
+        assert (crop_joints[:, 2] > 0).all() and (crop_joints[:, :2] >= 0).all()
+        assert (crop_joints[:, 0] < 192).all() and (crop_joints[:, 1] < 256).all(), "nobody cut off"
+    half_body = DataConfig(**{**NO_AUG, "rot_prob": 1.0, "rotation_refit_prob": 1.0, "half_body_prob": 1.0})
+    s = CocoKeypointDataset(ann, tmp_path, train=True, cfg=half_body)[0]
+    assert not np.allclose(s["scale"].numpy(), refit_rotated_box(box, s["rotation"])), "half-body crops stay"
+    with pytest.raises(ValueError, match="rotation_refit_prob"):
+        DataConfig(rotation_refit_prob=1.5)
 
 
 # ------------------------------------------------------------------------------ validation modes

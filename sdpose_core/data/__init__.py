@@ -15,6 +15,7 @@ from sdpose_core.data.augment import (
     random_scale_rotation,
     random_shift_center,
     random_truncation,
+    refit_rotated_box,
     transform_joints,
 )
 from sdpose_core.data.coco import (
@@ -45,5 +46,6 @@ __all__ = [
     "random_truncation",
     "random_scale_rotation",
     "random_shift_center",
+    "refit_rotated_box",
     "transform_joints",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "half_body_center_scale",
     "random_half_body",
     "random_scale_rotation",
+    "refit_rotated_box",
     "flip_matrix",
     "crop_matrices",
     "affine_crop",
@@ -175,6 +176,34 @@ def random_scale_rotation(
     r = float(np.clip(rng.standard_normal() * rot_factor, -2.0 * rot_factor, 2.0 * rot_factor))
     rot = r if rng.random() < rot_prob else 0.0
     return np.asarray(scale, dtype=np.float64) * s, rot
+
+
+def refit_rotated_box(
+    box_size: Sequence[float],
+    rot: float,
+    aspect_ratio: float = 0.75,
+    padding: float = 1.25,
+    zoom: float = 1.0,
+) -> np.ndarray:
+    """The scale of a rotated crop re-boxed as a detector boxes a tilted or lying person.
+
+    MMPose rotates the crop inside the unrotated box, so a standing person turned 90 degrees
+    still sits in a tall crop, and the model never sees a person in the wide box a seated,
+    crouched or lying person gets. Here the person's box (``box_size`` = (w, h) pixels) is
+    turned by ``rot`` degrees and its upright bounding box, (w|cos| + h|sin|, w|sin| + h|cos|),
+    is fixed to ``aspect_ratio``, padded by ``padding`` like any box and multiplied by ``zoom``
+    (the random scale the crop had). Returns scale (2,) in 200 px units; the center stays.
+    Not in SDPose's recipe: `DataConfig.rotation_refit_prob` opts in.
+    """
+    w, h = (float(v) for v in box_size)
+    rad = np.deg2rad(rot)
+    cos, sin = abs(np.cos(rad)), abs(np.sin(rad))
+    w, h = w * cos + h * sin, w * sin + h * cos
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    else:
+        w = h * aspect_ratio
+    return np.array([w, h]) / PIXEL_STD * padding * zoom
 
 
 def flip_matrix(image_width: int) -> np.ndarray:

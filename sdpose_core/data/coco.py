@@ -66,6 +66,10 @@ class DataConfig:
     # would (joints there unlabelled); see `augment.random_occlusion` / `random_truncation`.
     occlusion_prob: float = 0.0
     truncation_prob: float = 0.0
+    # Not in SDPose's recipe (0 = off): chance that a rotated whole-body crop is re-boxed around
+    # the turned person (`augment.refit_rotated_box`), so turned people come in the wide boxes
+    # seated, crouched and lying people get from a detector.
+    rotation_refit_prob: float = 0.0
     # Not in SDPose's recipe (1 = off): passes over the training people per epoch. A small set on
     # a fast GPU finishes an epoch in seconds, and the per-epoch costs (checkpoint, loader
     # restart) would then dominate; each repeat draws its own augmentation.
@@ -85,6 +89,7 @@ class DataConfig:
             "photometric_prob",
             "occlusion_prob",
             "truncation_prob",
+            "rotation_refit_prob",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -345,7 +350,10 @@ class CocoKeypointDataset(Dataset):
     def _augment(
         self, rec: _Record, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray, int | None]:
-        """MMPose train order: shift, flip, half-body, scale/rotation. Returns the mirrored frame."""
+        """MMPose train order: shift, flip, half-body, scale/rotation; then the opt-in rotation refit.
+
+        Returns the mirrored frame.
+        """
         cfg = self.cfg
         center = augment.random_shift_center(rec.center, rec.scale, rng, cfg.shift_prob, cfg.shift_factor)
         center, joints, vis, flipped = augment.random_flip(
@@ -362,7 +370,13 @@ class CocoKeypointDataset(Dataset):
             cfg.aspect_ratio,
             cfg.half_body_padding,
         )
+        box_scale = scale
         scale, rot = augment.random_scale_rotation(scale, rng, cfg.scale_factor, cfg.rot_factor, cfg.rot_prob)
+        whole_box = rec.clean_box is not None and np.array_equal(box_scale, rec.scale)  # not half-body
+        refit = rot != 0.0 and whole_box and cfg.rotation_refit_prob > 0.0
+        if refit and rng.random() < cfg.rotation_refit_prob:
+            zoom = scale[0] / box_scale[0]
+            scale = augment.refit_rotated_box(rec.clean_box[2:], rot, cfg.aspect_ratio, cfg.padding, zoom)
         return center, scale, rot, joints, vis, (rec.width if flipped else None)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
