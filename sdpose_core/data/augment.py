@@ -10,6 +10,8 @@ an opt-in for small, narrow training sets (``DataConfig.photometric_prob``) and 
 numbers after all geometric steps, so a seed's crop geometry is the same with it on or off.
 `random_occlusion` (a flat rectangle over the crop) and `random_truncation` (the crop cut off
 past a line, the joints there unlabelled) are opt-ins of the same kind, drawn after it.
+`refit_rotated_box` (a rotated whole-body crop re-boxed around the turned person) is one too,
+drawn right after scale/rotation and only when ``DataConfig.rotation_refit_prob`` is above 0.
 
 Flip without flipping the image: MMPose mirrors the whole image (``img[:, ::-1]``), sets
 ``center_x = width - 1 - center_x`` and mirrors the joints the same way. Here the joints and
