@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from sdpose_core.geometry import PIXEL_STD, apply_affine, get_affine_matrix, warp_crops
+from sdpose_core.geometry import PIXEL_STD, apply_affine, boxes_to_center_scale, get_affine_matrix, warp_crops
 from sdpose_core.keypoints import FLIP_INDEX, UPPER_BODY_IDS
 
 __all__ = [
@@ -200,12 +200,8 @@ def refit_rotated_box(
     w, h = (float(v) for v in box_size)
     rad = np.deg2rad(rot)
     cos, sin = abs(np.cos(rad)), abs(np.sin(rad))
-    w, h = w * cos + h * sin, w * sin + h * cos
-    if w > aspect_ratio * h:
-        h = w / aspect_ratio
-    else:
-        w = h * aspect_ratio
-    return np.array([w, h]) / PIXEL_STD * padding * zoom
+    turned = np.array([[0.0, 0.0, w * cos + h * sin, w * sin + h * cos]])
+    return boxes_to_center_scale(turned, aspect_ratio, padding)[1][0] * zoom
 
 
 def flip_matrix(image_width: int) -> np.ndarray:
