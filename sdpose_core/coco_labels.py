@@ -9,7 +9,8 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,13 +20,15 @@ import numpy as np
 from sdpose_core.cli import UserError
 from sdpose_core.geometry import box_xyxy_to_xywh
 from sdpose_core.jsonio import write_json_atomic
-from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON
+from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS, SKELETON
 from sdpose_core.lsp import lsp_person_box, lsp_to_coco, read_lsp_joints
 
 __all__ = [
     "CocoKeypointWriter",
     "coco_categories",
     "add_lsp_people",
+    "body_agreement",
+    "FaceFill",
     "merge_annotation_files",
     "JPEG_QUALITY",
     "FLUSH_EVERY",
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 JPEG_QUALITY = 95
 FLUSH_EVERY = 200  # frames between atomic rewrites of the label file
+FACE_JOINTS = (0, 1, 2, 3, 4)  # COCO nose, eyes, ears: the slots LSP does not label
 
 
 def coco_categories() -> list[dict]:
@@ -144,14 +148,52 @@ class CocoKeypointWriter:
             self.flush()
 
 
-def add_lsp_people(writer: CocoKeypointWriter, lsp_dir: str | os.PathLike, limit: int | None = None) -> int:
-    """Copy LSP images and add their human-labelled person (source "lsp-human"); returns the count.
+# A top-down teacher: (image_bgr, boxes (N,4) xyxy) -> (keypoints (N,17,2), scores (N,17)).
+Teacher = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
-    The box is the extent of all 14 labelled joints enlarged 1.2x and clipped to the image;
-    joints outside the image get v=0 (COCO never labels outside the frame).
+
+@dataclass(frozen=True)
+class FaceFill:
+    """How `add_lsp_people` fills LSP's empty face slots (nose, eyes, ears) from a teacher.
+
+    A face joint is taken when the teacher scores it at least ``min_kpt_score`` inside the
+    image, and only for people whose body the teacher sees as the human labeller did: the OKS
+    of its body joints against the human ones (box area as the scale) is at least
+    ``min_body_oks``. Without faces, LSP's seated, crouched and bent people (nearly all such
+    poses in the pool) teach no face at all.
+    """
+
+    teacher: Teacher
+    min_kpt_score: float = 0.3
+    min_body_oks: float = 0.8
+
+
+def body_agreement(human: np.ndarray, teacher_xy: np.ndarray, area: float) -> float:
+    """OKS of a teacher's body joints (5-16) against the labelled human ones, (17,3) and (17,2)."""
+    labelled = human[:, 2] > 0
+    labelled[:5] = False
+    if not labelled.any():
+        return 0.0
+    d2 = ((teacher_xy - human[:, :2]) ** 2).sum(axis=1)
+    e = d2 / (2 * OKS_SIGMAS) ** 2 / (area + np.spacing(1)) / 2
+    return float(np.exp(-e)[labelled].mean())
+
+
+def add_lsp_people(
+    writer: CocoKeypointWriter,
+    lsp_dir: str | os.PathLike,
+    limit: int | None = None,
+    faces: FaceFill | None = None,
+) -> tuple[int, int]:
+    """Copy LSP images and add their human-labelled person (source "lsp-human").
+
+    Returns (people added, people given teacher faces). The box is the extent of all 14
+    labelled joints enlarged 1.2x and clipped to the image; joints outside the image get v=0
+    (COCO never labels outside the frame). With ``faces``, the face slots LSP leaves empty are
+    filled from the teacher (see `FaceFill`) and the annotation lists them in ``teacher_joints``.
     """
     paths, joints = read_lsp_joints(lsp_dir)
-    added = 0
+    added = filled = 0
     for path, joints14 in zip(paths[:limit], joints[:limit], strict=True):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -162,11 +204,34 @@ def add_lsp_people(writer: CocoKeypointWriter, lsp_dir: str | os.PathLike, limit
         xy = keypoints[:, :2]
         outside = (xy[:, 0] < 0) | (xy[:, 0] >= w) | (xy[:, 1] < 0) | (xy[:, 1] >= h)
         keypoints[outside] = 0
+        box = lsp_person_box(joints14, (w, h))
+        teacher_joints: list[int] = []
+        if faces is not None:
+            teacher_joints = _teacher_faces(image, box, keypoints, faces)
+            filled += bool(teacher_joints)
         image_id = writer.add_image(image, f"lsp_{path.stem}.jpg")
-        writer.add_person(image_id, lsp_person_box(joints14, (w, h)), 1.0, keypoints, "lsp-human")
+        writer.add_person(image_id, box, 1.0, keypoints, "lsp-human")
+        if teacher_joints:
+            writer.annotations[-1]["teacher_joints"] = teacher_joints
         writer.step()
         added += 1
-    return added
+    return added, filled
+
+
+def _teacher_faces(image: np.ndarray, box: np.ndarray, keypoints: np.ndarray, faces: FaceFill) -> list[int]:
+    """Write the teacher's confident face joints into ``keypoints`` (v=2); their indices."""
+    xy, scores = faces.teacher(image, box[None])
+    xy, scores = xy[0], scores[0]
+    area = float((box[2] - box[0]) * (box[3] - box[1]))
+    if body_agreement(keypoints, xy, area) < faces.min_body_oks:
+        return []
+    h, w = image.shape[:2]
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    confident = (scores >= faces.min_kpt_score) & inside & (keypoints[:, 2] == 0)
+    taken = [j for j in FACE_JOINTS if confident[j]]
+    for j in taken:
+        keypoints[j] = (xy[j, 0], xy[j, 1], 2.0)
+    return taken
 
 
 def merge_annotation_files(files: Sequence[str | os.PathLike], out: str | os.PathLike) -> dict:

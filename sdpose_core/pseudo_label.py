@@ -29,7 +29,13 @@ import cv2
 import numpy as np
 
 from sdpose_core.cli import UserError, run_cli
-from sdpose_core.coco_labels import FLUSH_EVERY, CocoKeypointWriter, add_lsp_people, merge_annotation_files
+from sdpose_core.coco_labels import (
+    FLUSH_EVERY,
+    CocoKeypointWriter,
+    FaceFill,
+    add_lsp_people,
+    merge_annotation_files,
+)
 from sdpose_core.keypoints import NUM_KEYPOINTS
 from sdpose_core.teachers import DEFAULT_FLIP_AGREE, MoveNetTeacher, YoloPoseTeacher
 
@@ -184,6 +190,24 @@ def iter_frames(
             cap.release()
 
 
+def teacher_info(settings: LabelSettings, teacher_path: Path) -> dict:
+    """The teacher's file and settings, as recorded in the annotation file's ``info``."""
+    s = settings
+    teacher = {
+        "name": s.teacher,
+        "model": str(teacher_path),
+        "sha256": _sha256(teacher_path),
+        "license": _LICENSES[s.teacher],
+        "min_kpt_score": s.min_kpt_score,
+        "min_kpts": s.min_kpts,
+        "flip_tta": s.flip_tta,
+        "flip_agree": s.flip_agree if s.flip_tta else None,
+    }
+    if s.teacher == "movenet":
+        teacher["crop"] = f"box enlarged {s.crop_padding}x, black-padded to a square, 256x256"
+    return teacher
+
+
 class PseudoLabeler:
     """``labeler(image_bgr) -> list of people`` (dicts: box xyxy, box_score, keypoints (17,3), kpt_scores).
 
@@ -224,18 +248,7 @@ class PseudoLabeler:
     def info(self) -> dict:
         """The teacher and detector settings for the annotation file's ``info``."""
         s = self.settings
-        teacher = {
-            "name": s.teacher,
-            "model": str(self.teacher_path),
-            "sha256": _sha256(self.teacher_path),
-            "license": _LICENSES[s.teacher],
-            "min_kpt_score": s.min_kpt_score,
-            "min_kpts": s.min_kpts,
-            "flip_tta": s.flip_tta,
-            "flip_agree": s.flip_agree if s.flip_tta else None,
-        }
-        if s.teacher == "movenet":
-            teacher["crop"] = f"box enlarged {s.crop_padding}x, black-padded to a square, 256x256"
+        teacher = teacher_info(s, self.teacher_path)
         detector = {
             "name": "yolo11n-pose",
             "model": str(self.detector_path),
@@ -286,10 +299,12 @@ def pseudo_label(
     keep_empty: bool = False,
     threads: int | None = None,
     progress: bool = True,
+    lsp_faces: bool = False,
 ) -> dict:
     """Label ``inputs`` (and add LSP's human labels if ``lsp_dir``); returns a summary dict.
 
-    Frames with no kept person are not copied unless ``keep_empty``.
+    Frames with no kept person are not copied unless ``keep_empty``. With ``lsp_faces`` the
+    MoveNet teacher fills LSP's empty face slots (`coco_labels.FaceFill`).
     """
     from tqdm import tqdm
 
@@ -297,7 +312,16 @@ def pseudo_label(
     paths = collect_inputs(inputs)
     if not paths and lsp_dir is None:
         raise UserError("nothing to label: give --inputs and/or --lsp")
+    if lsp_faces and (lsp_dir is None or settings.teacher != "movenet"):
+        raise UserError("--lsp-faces needs --lsp DIR and the movenet teacher")
     labeler = PseudoLabeler(settings, teacher_model, detector_model, threads) if paths else None
+    faces = None
+    if lsp_faces:
+        face_path = default_model_path("movenet", teacher_model, "--teacher-model")
+        face_teacher = (labeler.movenet if labeler else None) or MoveNetTeacher(
+            face_path, threads, settings.flip_tta, settings.flip_agree, settings.crop_padding
+        )
+        faces = FaceFill(face_teacher, min_kpt_score=settings.min_kpt_score)
     info = {
         "description": "SDPose pseudo-labels (sdpose_core.pseudo_label)",
         "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -309,14 +333,24 @@ def pseudo_label(
         "keep_empty": keep_empty,
         "lsp": str(lsp_dir) if lsp_dir is not None else None,
         "visibility": "v=2: teacher score >= min_kpt_score (inside the image); v=0 with x=y=0: dropped. "
-        "lsp-human: v=2 visible, v=1 occluded, v=0 face slots",
+        "lsp-human: v=2 visible, v=1 occluded, v=0 face slots"
+        + (" unless the teacher filled them (teacher_joints)" if faces else ""),
     }
+    if faces is not None:
+        info["lsp_faces"] = {
+            "teacher": teacher_info(settings, face_path),
+            "joints": "nose, eyes, ears",
+            "min_kpt_score": faces.min_kpt_score,
+            "min_body_oks": faces.min_body_oks,
+        }
     writer = CocoKeypointWriter(output_dir, info)
     frames_seen = 0
     try:
         if lsp_dir is not None:
-            n = add_lsp_people(writer, lsp_dir)
-            logger.info("added %d LSP human-labelled people", n)
+            n, filled = add_lsp_people(writer, lsp_dir, faces=faces)
+            if faces is not None:
+                writer.info["lsp_faces"]["people_filled"] = filled
+            logger.info("added %d LSP human-labelled people (%d with teacher faces)", n, filled)
         if labeler is not None:
             total = _expected_frames(paths, every, max_frames_per_video)
             frames = iter_frames(paths, every, max_frames_per_video)
@@ -367,6 +401,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip-agree", type=float, default=DEFAULT_FLIP_AGREE, help="fraction of box size")
     parser.add_argument("--det-size", type=int, default=640, help="YOLO input size (960-1280: small people)")
     parser.add_argument("--lsp", metavar="DIR", help="add LSP human labels (folder with joints.mat)")
+    parser.add_argument(
+        "--lsp-faces",
+        action="store_true",
+        help="fill LSP's unlabelled nose, eyes, ears from the MoveNet teacher where it agrees on the body",
+    )
     parser.add_argument("--keep-empty", action="store_true", help="also copy frames with nobody kept")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing annotations.json")
@@ -412,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         every=args.every,
         max_frames_per_video=args.max_frames_per_video,
         lsp_dir=args.lsp,
+        lsp_faces=args.lsp_faces,
         keep_empty=args.keep_empty,
         threads=args.threads,
     )

@@ -156,7 +156,7 @@ def test_cli_writes_coco_file(shared_dir, tmp_path, capsys):
     from sdpose_core.coco_labels import CocoKeypointWriter, add_lsp_people
 
     writer = CocoKeypointWriter(lsp_out, {"description": "lsp"})
-    assert add_lsp_people(writer, shared_dir / "data" / "pool" / "lsp", limit=3) == 3
+    assert add_lsp_people(writer, shared_dir / "data" / "pool" / "lsp", limit=3) == (3, 0)
     writer.flush()
     merged = merge_annotation_files(
         [out / "annotations.json", lsp_out / "annotations.json"], tmp_path / "m.json"
@@ -192,3 +192,103 @@ def test_writer_flushes_a_valid_file_while_running(tmp_path):
     assert [im["file_name"] for im in data["images"]] == ["a.jpg", "a_2.jpg"]
     assert data["annotations"][0]["bbox"] == [1.0, 2.0, 20.0, 36.0]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_body_agreement_scores_the_body_only():
+    from sdpose_core.coco_labels import body_agreement
+
+    human = np.zeros((17, 3))
+    human[5:] = (100.0, 200.0, 2.0)
+    human[5:, 0] += np.arange(12) * 10
+    same = human[:, :2].copy()
+    same[:5] = (999.0, 999.0)  # faces are not compared: LSP has none
+    assert body_agreement(human, same, area=100 * 200) == pytest.approx(1.0)
+    shifted = same + (0.0, 30.0)
+    assert 0.0 < body_agreement(human, shifted, area=100 * 200) < 0.8
+    assert body_agreement(np.zeros((17, 3)), same, area=1.0) == 0.0  # nothing labelled
+
+
+def _lsp_writer_with_faces(shared_dir, tmp_path, teacher, limit=4):
+    from sdpose_core.coco_labels import CocoKeypointWriter, FaceFill, add_lsp_people
+
+    writer = CocoKeypointWriter(tmp_path, {"description": "lsp"})
+    lsp_dir = shared_dir / "data" / "pool" / "lsp"
+    counts = add_lsp_people(writer, lsp_dir, limit=limit, faces=FaceFill(teacher))
+    return counts, writer.annotations
+
+
+def test_lsp_faces_come_from_a_teacher_that_agrees_on_the_body(shared_dir, tmp_path):
+    """A teacher that sees the labelled body gets its confident faces in; one that does not, none."""
+    _, joints = read_lsp_joints(shared_dir / "data" / "pool" / "lsp")
+    humans = [read_lsp(shared_dir / "data" / "pool" / "lsp")[i][1] for i in range(4)]
+    calls = iter(range(4))
+
+    def agreeing(image, boxes):
+        i = next(calls)
+        xy = humans[i][:, :2].copy()
+        xy[:5] = joints[i, 13, :2]  # every face joint at the head top
+        scores = np.full(17, 0.9)
+        scores[3] = 0.1  # left ear unsure: stays unlabelled
+        return xy[None], scores[None]
+
+    (people, filled), anns = _lsp_writer_with_faces(shared_dir, tmp_path / "a", agreeing)
+    assert (people, filled) == (4, 4)
+    for i, ann in enumerate(anns):
+        kpts = np.asarray(ann["keypoints"]).reshape(17, 3)
+        assert ann["teacher_joints"] == [0, 1, 2, 4] and ann["source"] == "lsp-human"
+        np.testing.assert_allclose(kpts[0, :2], joints[i, 13, :2], atol=0.01)
+        assert kpts[0, 2] == 2 and kpts[3, 2] == 0
+        assert ann["num_keypoints"] == int((humans[i][:, 2] > 0).sum()) + 4
+
+    def elsewhere(image, boxes):  # a teacher looking at someone else: bodies 40 % of the box away
+        box = np.asarray(boxes)[0]
+        xy = np.tile(box[:2] + 0.4 * (box[2:] - box[:2]), (17, 1))
+        return xy[None], np.full((1, 17), 0.9)
+
+    (people, filled), anns = _lsp_writer_with_faces(shared_dir, tmp_path / "b", elsewhere)
+    assert (people, filled) == (4, 0)
+    assert all("teacher_joints" not in a and a["keypoints"][:15] == [0] * 15 for a in anns)
+
+
+def test_lsp_faces_from_movenet_sit_on_the_head(shared_dir, tmp_path):
+    """The real teacher on LSP photos: faces filled, each above the shoulders near the head top."""
+    teacher = MoveNetTeacher(shared_dir / MOVENET, flip_tta=True)
+    (people, filled), anns = _lsp_writer_with_faces(shared_dir, tmp_path, teacher, limit=6)
+    _, joints = read_lsp_joints(shared_dir / "data" / "pool" / "lsp")
+    assert people == 6 and filled >= 4
+    for ann, raw in zip(anns, joints[:6], strict=True):
+        kpts = np.asarray(ann["keypoints"]).reshape(17, 3)
+        head_top, neck = raw[13, :2], raw[12, :2]
+        head = np.linalg.norm(head_top - neck)
+        for j in ann.get("teacher_joints", []):
+            assert np.linalg.norm(kpts[j, :2] - 0.5 * (head_top + neck)) < head, (ann["image_id"], j)
+
+
+def test_lsp_faces_needs_lsp_and_movenet(shared_dir, tmp_path, capsys):
+    image = shared_dir / "data" / "coco_sample" / "000000000785.jpg"
+    for argv in (
+        ["--inputs", str(image), "--lsp-faces"],
+        ["--lsp", str(shared_dir / "data" / "pool" / "lsp"), "--lsp-faces", "--teacher", "yolo"],
+    ):
+        assert run_cli(main, [*argv, "--output-dir", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "--lsp-faces needs --lsp DIR and the movenet teacher" in err
+
+
+def test_cli_lsp_faces_records_the_teacher(shared_dir, tmp_path, capsys):
+    import shutil
+
+    lsp = tmp_path / "lsp"
+    (lsp / "images").mkdir(parents=True)
+    shutil.copy(shared_dir / "data" / "pool" / "lsp" / "joints.mat", lsp)
+    for name in ("im0001.jpg", "im0002.jpg", "im0003.jpg"):
+        shutil.copy(shared_dir / "data" / "pool" / "lsp" / "images" / name, lsp / "images")
+    argv = ["--lsp", str(lsp), "--lsp-faces", "--flip-tta", "--output-dir", str(tmp_path / "o")]
+    assert run_cli(main, argv) == 0
+    assert "wrote 3 people (lsp-human: 3)" in capsys.readouterr().out
+    data = json.loads((tmp_path / "o" / "annotations.json").read_text())
+    faces = data["info"]["lsp_faces"]
+    assert faces["teacher"]["name"] == "movenet" and faces["teacher"]["flip_tta"] is True
+    assert len(faces["teacher"]["sha256"]) == 64 and faces["min_body_oks"] == 0.8
+    with_faces = [a for a in data["annotations"] if a.get("teacher_joints")]
+    assert faces["people_filled"] == len(with_faces) >= 2
