@@ -44,7 +44,7 @@ SHARED = REPO.parent / "shared"
 DATA = SHARED / "data"
 sys.path.insert(0, str(REPO))
 
-from sdpose_core.keypoints import NUM_KEYPOINTS, OKS_SIGMAS  # noqa: E402
+from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS  # noqa: E402
 
 MOVENET = DATA / "models" / "movenet" / "movenet-thunder.onnx"
 YOLO = DATA / "models" / "yolo11n-pose" / "yolo11n-pose.onnx"
@@ -174,12 +174,16 @@ def load_training_sample(ann_file: Path, image_root: Path, per_source: int, seed
     return sample
 
 
-def oks(pred: np.ndarray, person: Person) -> float:
-    """COCO object keypoint similarity over the person's labelled joints."""
+def joint_similarity(pred: np.ndarray, person: Person) -> np.ndarray:
+    """(17,) each joint's term of COCO OKS, exp(-d^2 / 2 s^2 k^2), labelled or not."""
     d2 = ((pred - person.keypoints) ** 2).sum(axis=1)
     variances = (2 * OKS_SIGMAS) ** 2
-    e = d2 / variances / (person.area + np.spacing(1)) / 2
-    return float(np.exp(-e)[person.labelled].mean())
+    return np.exp(-d2 / variances / (person.area + np.spacing(1)) / 2)
+
+
+def oks(pred: np.ndarray, person: Person) -> float:
+    """COCO object keypoint similarity over the person's labelled joints."""
+    return float(joint_similarity(pred, person)[person.labelled].mean())
 
 
 def pck_reference(person: Person) -> tuple[float, bool]:
@@ -274,6 +278,7 @@ def yolo_predictor(args, matched: list[int]):
 def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
     """Per set and pooled: mean OKS, PCK@0.2, people, joints, torso-normalised people, seconds."""
     per_set: dict[str, dict] = {}
+    joint_sums, joint_counts = np.zeros(NUM_KEYPOINTS), np.zeros(NUM_KEYPOINTS, dtype=int)
     for name, images in datasets.items():
         oks_values, hits, joints, torso, seconds, who = [], 0, 0, 0, 0.0, []
         for image in images:
@@ -292,7 +297,10 @@ def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
                     oks_values.append(0.0)
                     joints += int(person.labelled.sum())
                     continue
-                oks_values.append(oks(np.asarray(pred, dtype=np.float64), person))
+                similarity = joint_similarity(np.asarray(pred, dtype=np.float64), person)
+                oks_values.append(float(similarity[person.labelled].mean()))
+                joint_sums += np.where(person.labelled, similarity, 0.0)
+                joint_counts += person.labelled
                 h, n = pck_hits(np.asarray(pred, dtype=np.float64), person)
                 hits, joints = hits + h, joints + n
         per_set[name] = {
@@ -320,7 +328,21 @@ def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
         }
         if name != "all":
             result[name]["per_person"] = list(zip(s["who"], s["oks_values"], strict=True))
+    # Missed people (None) add nothing here: per joint, how close the found ones are.
+    result["all"]["per_joint"] = {
+        joint: (float(total / count) if count else float("nan"), int(count))
+        for joint, total, count in zip(KEYPOINT_NAMES, joint_sums, joint_counts, strict=True)
+    }
     return result
+
+
+def format_per_joint(rows: dict[str, dict[str, dict]], ours: str, other: str) -> str:
+    """Per joint over all sets: people labelled, mean OKS term of ours and the teacher."""
+    lines = [f"{'joint':16s} {'people':>6s} {'ours':>6s} {'teacher':>8s} {'diff':>7s}"]
+    for joint, (a, n) in rows[ours]["all"]["per_joint"].items():
+        b = rows[other]["all"]["per_joint"][joint][0]
+        lines.append(f"{joint:16s} {n:6d} {a:6.3f} {b:8.3f} {a - b:+7.3f}")
+    return "\n".join(lines)
 
 
 def format_per_person(rows: dict[str, dict[str, dict]], ours: str, other: str) -> str:
@@ -386,6 +408,9 @@ def main() -> int:
     parser.add_argument(
         "--per-person", action="store_true", help="also list every person's OKS, ours vs the teacher"
     )
+    parser.add_argument(
+        "--per-joint", action="store_true", help="also list each joint's mean OKS term, ours vs the teacher"
+    )
     args = parser.parse_args()
     if (args.train_ann is None) != (args.train_root is None):
         parser.error("--train-ann and --train-root go together")
@@ -428,6 +453,9 @@ def main() -> int:
     if args.per_person and diff:
         print("\nPer person, OKS (worst against the teacher first):")
         print(format_per_person(rows, *diff))
+    if args.per_joint and diff:
+        print("\nPer joint, mean OKS term exp(-d^2 / 2 s^2 k^2) over the people labelled there:")
+        print(format_per_joint(rows, *diff))
     if args.json:
         payload = {
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

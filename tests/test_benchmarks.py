@@ -128,3 +128,26 @@ def test_accuracy_benchmark_lists_people_worst_first(shared_dir: Path) -> None:
     assert len(lines) == 42 and lines[0].startswith("set")
     assert lines[1].startswith("mpii") and wrong_image.path.name in lines[1] and "-0." in lines[1]
     assert lines[-1].endswith("+0.000")
+
+
+def test_accuracy_benchmark_scores_each_joint(shared_dir: Path) -> None:
+    """--per-joint: a model that gets only the wrists wrong shows it there and nowhere else."""
+    bench = _load("bench_accuracy")
+    sets = bench.load_datasets()
+    truth = bench.evaluate(bench.ground_truth_predictor(), sets)
+
+    def wrong_wrists(frame, boxes, people):
+        preds = [p.keypoints.copy() for p in people]
+        for pred in preds:
+            pred[[9, 10]] += 25.0
+        return preds
+
+    rows = {"ours": bench.evaluate(wrong_wrists, sets), "teacher": truth}
+    per_joint = rows["ours"]["all"]["per_joint"]
+    assert list(per_joint) == list(bench.KEYPOINT_NAMES)
+    labelled = sum(p.labelled for images in sets.values() for image in images for p in image.people)
+    assert [n for _, n in per_joint.values()] == labelled.tolist()
+    assert per_joint["nose"] == (1.0, 15) and per_joint["left_hip"][0] == 1.0
+    assert per_joint["left_wrist"][0] < 0.6 and per_joint["right_wrist"][0] < 0.6
+    lines = bench.format_per_joint(rows, "ours", "teacher").splitlines()
+    assert len(lines) == 18 and lines[10].startswith("left_wrist") and "-0." in lines[10]
