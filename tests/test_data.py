@@ -28,7 +28,14 @@ from sdpose_core.data import (
 )
 from sdpose_core.data import coco as coco_module
 from sdpose_core.decode import dark_refine, get_max_preds
-from sdpose_core.geometry import apply_affine, box_xywh_to_xyxy, boxes_to_center_scale, get_affine_matrix
+from sdpose_core.geometry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    apply_affine,
+    box_xywh_to_xyxy,
+    boxes_to_center_scale,
+    get_affine_matrix,
+)
 
 NO_AUG = dict(shift_prob=0.0, flip_prob=0.0, half_body_prob=0.0, scale_factor=0.0, rot_prob=0.0)
 
@@ -206,6 +213,23 @@ def test_photometric_jitter_changes_colours_but_not_where_the_joints_are(coco_di
     assert random_photometric(crop, np.random.default_rng(0), prob=0.0) is crop
     with pytest.raises(ValueError, match="photometric_prob"):
         DataConfig(photometric_prob=1.5)
+
+
+def test_photometric_gray_prob_sets_the_share_of_grey_crops(coco_dir: Path) -> None:
+    """A model that leans on colour fails on grey photos: this knob sets how many crops are grey."""
+
+    def grey_share(gray_prob: float, jitter: float = 1.0) -> float:
+        cfg = DataConfig(photometric_prob=jitter, photometric_gray_prob=gray_prob)
+        data = _coco(coco_dir, train=True, cfg=cfg, seed=5)
+        mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+        pixels = [(data[index % len(data)]["image"] * std + mean) * 255 for index in range(24)]
+        return float(np.mean([bool(((rgb - rgb.mean(0)).abs() < 0.01).all()) for rgb in pixels]))
+
+    already_grey = grey_share(0.0, jitter=0.0)  # coco_sample holds one black-and-white photo
+    assert grey_share(1.0) == 1.0 and grey_share(0.0) == already_grey < 0.5
+    assert DataConfig().photometric_gray_prob == 0.1  # the bundled recipes' share
+    with pytest.raises(ValueError, match="photometric_gray_prob"):
+        DataConfig(photometric_gray_prob=-0.1)
 
 
 def test_photometric_jitter_stays_in_a_plausible_range() -> None:

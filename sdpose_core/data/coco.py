@@ -61,6 +61,8 @@ class DataConfig:
     # Not in SDPose's recipe (0 = off): chance of colour/blur jitter per training crop, for small
     # or narrow training sets (see `augment.random_photometric`).
     photometric_prob: float = 0.0
+    # Of the jittered crops, the share turned grey (`augment.random_photometric`'s gray_prob).
+    photometric_gray_prob: float = 0.1
     # Not in SDPose's recipe (0 = off), for the same kind of set: chance of a painted rectangle
     # over the crop (joints keep labels) and of the crop cut off past a line as a frame's edge
     # would (joints there unlabelled); see `augment.random_occlusion` / `random_truncation`.
@@ -87,6 +89,7 @@ class DataConfig:
             "half_body_prob",
             "rot_prob",
             "photometric_prob",
+            "photometric_gray_prob",
             "occlusion_prob",
             "truncation_prob",
             "rotation_refit_prob",
@@ -395,7 +398,8 @@ class CocoKeypointDataset(Dataset):
         crop = augment.affine_crop(image, image_matrix, cfg.image_size)
         crop_joints = augment.transform_joints(joints, vis, joints_matrix)
         if self.train:  # the crop is this sample's own array: occlusion and truncation paint on it
-            crop = augment.random_photometric(crop, rng, cfg.photometric_prob)
+            gray = cfg.photometric_gray_prob
+            crop = augment.random_photometric(crop, rng, cfg.photometric_prob, gray_prob=gray)
             crop = augment.random_occlusion(crop, rng, cfg.occlusion_prob)
             vis = augment.random_truncation(crop, crop_joints, vis, rng, cfg.truncation_prob)
             crop_joints[vis <= 0] = 0.0
