@@ -20,7 +20,7 @@ import numpy as np
 from sdpose_core.cli import UserError
 from sdpose_core.geometry import box_xyxy_to_xywh
 from sdpose_core.jsonio import write_json_atomic
-from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS, SKELETON
+from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON, oks_iou
 from sdpose_core.lsp import lsp_person_box, lsp_to_coco, read_lsp_joints
 
 __all__ = [
@@ -169,14 +169,12 @@ class FaceFill:
 
 
 def body_agreement(human: np.ndarray, teacher_xy: np.ndarray, area: float) -> float:
-    """OKS of a teacher's body joints (5-16) against the labelled human ones, (17,3) and (17,2)."""
-    labelled = human[:, 2] > 0
-    labelled[:5] = False
-    if not labelled.any():
-        return 0.0
-    d2 = ((teacher_xy - human[:, :2]) ** 2).sum(axis=1)
-    e = d2 / (2 * OKS_SIGMAS) ** 2 / (area + np.spacing(1)) / 2
-    return float(np.exp(-e)[labelled].mean())
+    """OKS of a teacher's body joints (5-16) against the labelled human ones, (17,3) and (17,2);
+    0 when no body joint is labelled."""
+    body = np.asarray(human, dtype=np.float64).copy()
+    body[:5, 2] = 0  # faces are what the teacher is asked for, not what it is judged on
+    teacher = np.column_stack([teacher_xy, np.ones(len(teacher_xy))])
+    return float(oks_iou(body.reshape(-1), teacher.reshape(1, -1), area, [area], vis_thr=0.0)[0])
 
 
 def add_lsp_people(
