@@ -103,8 +103,12 @@ class CocoKeypointWriter:
         keypoints: np.ndarray,
         source: str,
         kpt_scores: np.ndarray | None = None,
+        teacher_joints: Sequence[int] = (),
     ) -> None:
-        """One person: bbox xywh from the box, area = box area (no masks), keypoints (17,3) x,y,v."""
+        """One person: bbox xywh from the box, area = box area (no masks), keypoints (17,3) x,y,v.
+
+        ``teacher_joints`` lists the joints of a human-labelled person that a teacher filled in.
+        """
         x, y, w, h = box_xyxy_to_xywh(box_xyxy)[0]
         keypoints = np.asarray(keypoints, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
         flat: list[float] = []
@@ -124,6 +128,8 @@ class CocoKeypointWriter:
         }
         if kpt_scores is not None:
             annotation["keypoint_scores"] = [round(float(v), 3) for v in kpt_scores]
+        if teacher_joints:
+            annotation["teacher_joints"] = list(teacher_joints)
         self.annotations.append(annotation)
         self.sources[source] += 1
 
@@ -208,9 +214,7 @@ def add_lsp_people(
             teacher_joints = _teacher_faces(image, box, keypoints, faces)
             filled += bool(teacher_joints)
         image_id = writer.add_image(image, f"lsp_{path.stem}.jpg")
-        writer.add_person(image_id, box, 1.0, keypoints, "lsp-human")
-        if teacher_joints:
-            writer.annotations[-1]["teacher_joints"] = teacher_joints
+        writer.add_person(image_id, box, 1.0, keypoints, "lsp-human", teacher_joints=teacher_joints)
         writer.step()
         added += 1
     return added, filled
