@@ -315,13 +315,6 @@ def pseudo_label(
     if lsp_faces and (lsp_dir is None or settings.teacher != "movenet"):
         raise UserError("--lsp-faces needs --lsp DIR and the movenet teacher")
     labeler = PseudoLabeler(settings, teacher_model, detector_model, threads) if paths else None
-    faces = None
-    if lsp_faces:
-        face_path = default_model_path("movenet", teacher_model, "--teacher-model")
-        face_teacher = (labeler.movenet if labeler else None) or MoveNetTeacher(
-            face_path, threads, settings.flip_tta, settings.flip_agree, settings.crop_padding
-        )
-        faces = FaceFill(face_teacher, min_kpt_score=settings.min_kpt_score)
     info = {
         "description": "SDPose pseudo-labels (sdpose_core.pseudo_label)",
         "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -333,12 +326,22 @@ def pseudo_label(
         "keep_empty": keep_empty,
         "lsp": str(lsp_dir) if lsp_dir is not None else None,
         "visibility": "v=2: teacher score >= min_kpt_score (inside the image); v=0 with x=y=0: dropped. "
-        "lsp-human: v=2 visible, v=1 occluded, v=0 face slots"
-        + (" unless the teacher filled them (teacher_joints)" if faces else ""),
+        "lsp-human: v=2 visible, v=1 occluded, v=0 face slots",
     }
-    if faces is not None:
+    faces = None
+    if lsp_faces:  # the labeller's MoveNet when there is one: one session, one hash
+        if labeler is not None:
+            face_teacher, face_info = labeler.movenet, info["teacher"]
+        else:
+            face_path = default_model_path("movenet", teacher_model, "--teacher-model")
+            face_teacher = MoveNetTeacher(
+                face_path, threads, settings.flip_tta, settings.flip_agree, settings.crop_padding
+            )
+            face_info = teacher_info(settings, face_path)
+        faces = FaceFill(face_teacher, min_kpt_score=settings.min_kpt_score)
+        info["visibility"] += " unless the teacher filled them (teacher_joints)"
         info["lsp_faces"] = {
-            "teacher": teacher_info(settings, face_path),
+            "teacher": face_info,
             "joints": "nose, eyes, ears",
             "min_kpt_score": faces.min_kpt_score,
             "min_body_oks": faces.min_body_oks,
