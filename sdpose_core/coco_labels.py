@@ -21,7 +21,7 @@ from sdpose_core.cli import UserError
 from sdpose_core.geometry import box_xyxy_to_xywh
 from sdpose_core.jsonio import write_json_atomic
 from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON, oks_iou
-from sdpose_core.lsp import lsp_person_box, lsp_to_coco, read_lsp_joints
+from sdpose_core.lsp import LSP, LspSet, lsp_person_box, lsp_to_coco
 
 __all__ = [
     "CocoKeypointWriter",
@@ -104,10 +104,12 @@ class CocoKeypointWriter:
         source: str,
         kpt_scores: np.ndarray | None = None,
         teacher_joints: Sequence[int] = (),
+        orientation: float | None = None,
     ) -> None:
         """One person: bbox xywh from the box, area = box area (no masks), keypoints (17,3) x,y,v.
 
-        ``teacher_joints`` lists the joints of a human-labelled person that a teacher filled in.
+        ``teacher_joints`` lists the joints of a human-labelled person that a teacher filled in;
+        ``orientation`` the angle (degrees) orientation TTA read the person in.
         """
         x, y, w, h = box_xyxy_to_xywh(box_xyxy)[0]
         keypoints = np.asarray(keypoints, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
@@ -130,6 +132,8 @@ class CocoKeypointWriter:
             annotation["keypoint_scores"] = [round(float(v), 3) for v in kpt_scores]
         if teacher_joints:
             annotation["teacher_joints"] = list(teacher_joints)
+        if orientation is not None:
+            annotation["orientation"] = float(orientation)
         self.annotations.append(annotation)
         self.sources[source] += 1
 
@@ -188,33 +192,38 @@ def add_lsp_people(
     lsp_dir: str | os.PathLike,
     limit: int | None = None,
     faces: FaceFill | None = None,
+    lsp_set: LspSet = LSP,
+    exclude: Callable[[str], bool] | None = None,
 ) -> tuple[int, int]:
-    """Copy LSP images and add their human-labelled person (source "lsp-human").
+    """Copy LSP (or LSPET) images and add their human-labelled person (source "lsp-human" or
+    "lspet-human"), skipping images whose stem ``exclude`` names (a validation split).
 
-    Returns (people added, people given teacher faces). The box is the extent of all 14
+    Returns (people added, people given teacher faces). The box is the extent of the 14
     labelled joints enlarged 1.2x and clipped to the image; joints outside the image get v=0
     (COCO never labels outside the frame). With ``faces``, the face slots LSP leaves empty are
     filled from the teacher (see `FaceFill`) and the annotation lists them in ``teacher_joints``.
     """
-    paths, joints = read_lsp_joints(lsp_dir)
+    paths, joints = lsp_set.read(lsp_dir)
     added = filled = 0
     for path, joints14 in zip(paths[:limit], joints[:limit], strict=True):
+        if exclude is not None and exclude(path.stem):
+            continue
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             logger.warning("cannot read %s, skipped", path)
             continue
         h, w = image.shape[:2]
-        keypoints = lsp_to_coco(joints14)
+        keypoints = lsp_to_coco(joints14, lsp_set.extended)
         xy = keypoints[:, :2]
         outside = (xy[:, 0] < 0) | (xy[:, 0] >= w) | (xy[:, 1] < 0) | (xy[:, 1] >= h)
         keypoints[outside] = 0
-        box = lsp_person_box(joints14, (w, h))
+        box = lsp_person_box(joints14, (w, h), extended=lsp_set.extended)
         teacher_joints: list[int] = []
         if faces is not None:
             teacher_joints = _teacher_faces(image, box, keypoints, faces)
             filled += bool(teacher_joints)
-        image_id = writer.add_image(image, f"lsp_{path.stem}.jpg")
-        writer.add_person(image_id, box, 1.0, keypoints, "lsp-human", teacher_joints=teacher_joints)
+        image_id = writer.add_image(image, f"{lsp_set.name}_{path.stem}.jpg")
+        writer.add_person(image_id, box, 1.0, keypoints, lsp_set.source, teacher_joints=teacher_joints)
         writer.step()
         added += 1
     return added, filled

@@ -15,14 +15,17 @@ valid file for what it has done.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
+import json
 import logging
 import math
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -37,6 +40,7 @@ from sdpose_core.coco_labels import (
     merge_annotation_files,
 )
 from sdpose_core.keypoints import NUM_KEYPOINTS
+from sdpose_core.lsp import LSP, LSPET
 from sdpose_core.teachers import DEFAULT_FLIP_AGREE, MoveNetTeacher, YoloPoseTeacher
 
 __all__ = [
@@ -47,6 +51,11 @@ __all__ = [
     "iter_frames",
     "default_model_path",
     "pseudo_label",
+    "exclusion",
+    "read_box_file",
+    "BoxedImage",
+    "SourceCount",
+    "parse_orientations",
     "main",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
@@ -80,6 +89,7 @@ class LabelSettings:
     det_size: int = 640
     det_iou: float = 0.6
     crop_padding: float = 1.25
+    orientations: tuple[float, ...] = (0.0,)
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,12 @@ def teacher_info(settings: LabelSettings, teacher_path: Path) -> dict:
     }
     if s.teacher == "movenet":
         teacher["crop"] = f"box enlarged {s.crop_padding}x, black-padded to a square, 256x256"
+        teacher["orientations"] = list(s.orientations)
+        if len(s.orientations) > 1:
+            teacher["orientation_tta"] = (
+                "the crop turned by each angle (degrees, counter-clockwise), joints turned back; "
+                "the orientation with the highest mean joint score is kept (per person: 'orientation')"
+            )
     return teacher
 
 
@@ -238,7 +254,7 @@ class PseudoLabeler:
         else:
             self.teacher_path = default_model_path("movenet", teacher_model, "--teacher-model")
             self.movenet = MoveNetTeacher(
-                self.teacher_path, threads, s.flip_tta, s.flip_agree, s.crop_padding
+                self.teacher_path, threads, s.flip_tta, s.flip_agree, s.crop_padding, s.orientations
             )
             self.detector_path = default_model_path("yolo", detector_model, "--detector-model")
             self.detector = YoloPoseTeacher(
@@ -264,16 +280,40 @@ class PseudoLabeler:
         return {"teacher": teacher, "detector": detector}
 
     def __call__(self, image_bgr: np.ndarray) -> list[dict]:
+        """People in an image, found by the detector."""
         s = self.settings
         boxes, box_scores, kpts, kpt_scores = self.detector(image_bgr)
         heights = boxes[:, 3] - boxes[:, 1]
         keep = (box_scores >= s.min_box_score) & (heights >= s.min_box_height)
         boxes, box_scores, kpts, kpt_scores = boxes[keep], box_scores[keep], kpts[keep], kpt_scores[keep]
+        orientations = np.zeros(len(boxes))
         if self.movenet is not None and len(boxes):
-            kpts, kpt_scores = self.movenet(image_bgr, boxes)
+            poses = self.movenet.predict(image_bgr, boxes)
+            kpts, kpt_scores, orientations = poses.keypoints, poses.scores, poses.orientations
+        return self._confident(image_bgr, boxes, box_scores, kpts, kpt_scores, orientations)
+
+    def label_boxes(self, image_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> list[dict]:
+        """People in given (human-drawn) boxes: the teacher reads each box, no detector runs.
+        Boxes shorter than ``min_box_height`` are skipped."""
+        if self.movenet is None:
+            raise UserError("person boxes from a file (--boxes) need the movenet teacher")
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        boxes = boxes[boxes[:, 3] - boxes[:, 1] >= self.settings.min_box_height]
+        if not len(boxes):
+            return []
+        poses = self.movenet.predict(image_bgr, boxes)
+        return self._confident(
+            image_bgr, boxes, np.ones(len(boxes)), poses.keypoints, poses.scores, poses.orientations
+        )
+
+    def _confident(self, image_bgr, boxes, box_scores, kpts, kpt_scores, orientations) -> list[dict]:
+        """Confident joints inside the image only; people with fewer than ``min_kpts`` dropped."""
+        s = self.settings
         h, w = image_bgr.shape[:2]
         people = []
-        for box, box_score, xy, score in zip(boxes, box_scores, kpts, kpt_scores, strict=True):
+        for box, box_score, xy, score, angle in zip(
+            boxes, box_scores, kpts, kpt_scores, orientations, strict=True
+        ):
             inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
             visible = (score >= s.min_kpt_score) & inside
             if int(visible.sum()) < s.min_kpts:
@@ -282,9 +322,128 @@ class PseudoLabeler:
             keypoints[visible, :2] = xy[visible]
             keypoints[visible, 2] = 2
             people.append(
-                {"box": box, "box_score": float(box_score), "keypoints": keypoints, "kpt_scores": score}
+                {
+                    "box": box,
+                    "box_score": float(box_score),
+                    "keypoints": keypoints,
+                    "kpt_scores": score,
+                    "orientation": float(angle),
+                }
             )
         return people
+
+
+def exclusion(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """A predicate on image stems: True for a stem a pattern names, to keep a validation split
+    (or held-out images) out of the labels. ``FIRST..LAST`` is an inclusive range of stems of
+    the same length (``im08501..im09000``); anything else is a shell pattern (``000000000785``,
+    ``im085*``)."""
+    ranges, globs = [], []
+    for pattern in patterns:
+        if ".." in pattern:
+            first, last = pattern.split("..", 1)
+            if not first or len(first) != len(last) or first > last:
+                raise UserError(f"--exclude {pattern!r}: a range is FIRST..LAST, same length, FIRST <= LAST")
+            ranges.append((first, last))
+        else:
+            globs.append(pattern)
+
+    def excluded(stem: str) -> bool:
+        return any(len(stem) == len(a) and a <= stem <= b for a, b in ranges) or any(
+            fnmatch.fnmatchcase(stem, g) for g in globs
+        )
+
+    return excluded
+
+
+@dataclass(frozen=True)
+class BoxedImage:
+    """An image of a box file and its human-drawn person boxes (N,4) xyxy."""
+
+    path: Path
+    name: str
+    boxes: np.ndarray
+
+
+def read_box_file(path: str | os.PathLike, exclude: Callable[[str], bool] | None = None) -> list[BoxedImage]:
+    """The images of a COCO-style box file (``images`` and ``annotations`` with ``bbox``), each
+    with its boxes; images without a box are left out.
+
+    ``file_name`` is relative to ``images/`` beside the file when that folder exists, else to the
+    file's own folder. Output names are ``<folder of the file>_<file_name with / as _>``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"box file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        images = {int(i["id"]): str(i["file_name"]) for i in data["images"]}
+        boxes: dict[int, list[list[float]]] = {}
+        for ann in data["annotations"]:
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            if w > 0 and h > 0 and not ann.get("iscrowd", 0):
+                boxes.setdefault(int(ann["image_id"]), []).append([x, y, x + w, y + h])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not a COCO box file with images and annotations[].bbox ({exc})") from None
+    root = path.parent / "images" if (path.parent / "images").is_dir() else path.parent
+    prefix = path.parent.resolve().name
+    out = []
+    for image_id, file_name in images.items():
+        if image_id not in boxes or (exclude is not None and exclude(Path(file_name).stem)):
+            continue
+        flat = Path(file_name).with_suffix(".jpg").as_posix().replace("/", "_")
+        out.append(BoxedImage(root / file_name, f"{prefix}_{flat}", np.asarray(boxes[image_id])))
+    return out
+
+
+@dataclass
+class SourceCount:
+    """What survived of one source: people offered (boxes, or human-labelled people), people
+    kept with enough confident joints, and their labelled joints."""
+
+    offered: int = 0
+    people: int = 0
+    joints: int = 0
+    teacher_joints: int = 0  # of those joints, filled by the teacher into a human label
+
+    def line(self, name: str) -> str:
+        kept = f"{self.people:,} of {self.offered:,} people" if self.offered else f"{self.people:,} people"
+        share = f" ({100 * self.people / self.offered:.0f} %)" if self.offered else ""
+        per = f", {self.joints / self.people:.1f} per person" if self.people else ""
+        filled = f" ({self.teacher_joints:,} from the teacher)" if self.teacher_joints else ""
+        return f"  {name}: {kept}{share}, {self.joints:,} joints{filled}{per}"
+
+
+def _count_since(writer: CocoKeypointWriter, first: int, offered: int) -> SourceCount:
+    added = writer.annotations[first:]
+    return SourceCount(
+        offered=offered,
+        people=len(added),
+        joints=sum(a["num_keypoints"] for a in added),
+        teacher_joints=sum(len(a.get("teacher_joints", ())) for a in added),
+    )
+
+
+def _face_fill(labeler, settings, teacher_model, threads, info) -> FaceFill:
+    """LSP faces from the labeller's MoveNet when there is one (one session, one hash)."""
+    if labeler is not None:
+        face_teacher, face_info = labeler.movenet, info["teacher"]
+    else:
+        s = settings
+        face_path = default_model_path("movenet", teacher_model, "--teacher-model")
+        face_teacher = MoveNetTeacher(
+            face_path, threads, s.flip_tta, s.flip_agree, s.crop_padding, s.orientations
+        )
+        face_info = teacher_info(settings, face_path)
+    faces = FaceFill(face_teacher, min_kpt_score=settings.min_kpt_score)
+    info["visibility"] += " unless the teacher filled them (teacher_joints)"
+    info["lsp_faces"] = {
+        "teacher": face_info,
+        "joints": "nose, eyes, ears",
+        "min_kpt_score": faces.min_kpt_score,
+        "min_body_oks": faces.min_body_oks,
+    }
+    return faces
 
 
 def pseudo_label(
@@ -300,80 +459,106 @@ def pseudo_label(
     threads: int | None = None,
     progress: bool = True,
     lsp_faces: bool = False,
+    lspet_dir: str | os.PathLike | None = None,
+    box_files: Sequence[str | os.PathLike] = (),
+    exclude: Sequence[str] = (),
 ) -> dict:
-    """Label ``inputs`` (and add LSP's human labels if ``lsp_dir``); returns a summary dict.
+    """Label ``inputs`` with the detector, the people of ``box_files`` in their given boxes, and
+    add LSP's / LSPET's human labels (``lsp_dir``, ``lspet_dir``); returns a summary dict with
+    a `SourceCount` per source.
 
     Frames with no kept person are not copied unless ``keep_empty``. With ``lsp_faces`` the
-    MoveNet teacher fills LSP's empty face slots (`coco_labels.FaceFill`).
+    MoveNet teacher fills LSP's and LSPET's empty face slots (`coco_labels.FaceFill`). Images
+    whose stem an ``exclude`` pattern names are skipped everywhere (see `exclusion`).
     """
     from tqdm import tqdm
 
     settings = settings or LabelSettings()
-    paths = collect_inputs(inputs)
-    if not paths and lsp_dir is None:
-        raise UserError("nothing to label: give --inputs and/or --lsp")
-    if lsp_faces and (lsp_dir is None or settings.teacher != "movenet"):
-        raise UserError("--lsp-faces needs --lsp DIR and the movenet teacher")
-    labeler = PseudoLabeler(settings, teacher_model, detector_model, threads) if paths else None
+    excluded = exclusion(exclude) if exclude else None
+    paths = [p for p in collect_inputs(inputs) if excluded is None or not excluded(p.stem)]
+    boxed = {str(f): read_box_file(f, excluded) for f in box_files}
+    human_sets = [(d, s) for d, s in ((lsp_dir, LSP), (lspet_dir, LSPET)) if d is not None]
+    if not paths and not box_files and not human_sets:
+        raise UserError("nothing to label: give --inputs, --boxes, --lsp and/or --lspet")
+    if lsp_faces and (not human_sets or settings.teacher != "movenet"):
+        raise UserError("--lsp-faces needs --lsp or --lspet DIR and the movenet teacher")
+    if box_files and settings.teacher != "movenet":
+        raise UserError("person boxes from a file (--boxes) need the movenet teacher")
+    needs_teacher = bool(paths or box_files)
+    labeler = PseudoLabeler(settings, teacher_model, detector_model, threads) if needs_teacher else None
     info = {
         "description": "SDPose pseudo-labels (sdpose_core.pseudo_label)",
         "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
         **(labeler.info() if labeler else {"teacher": None, "detector": None}),
         "settings": asdict(settings),
         "inputs": [str(p) for p in inputs],
+        "boxes": [str(f) for f in box_files],
+        "exclude": list(exclude),
         "every": every,
         "max_frames_per_video": max_frames_per_video,
         "keep_empty": keep_empty,
         "lsp": str(lsp_dir) if lsp_dir is not None else None,
+        "lspet": str(lspet_dir) if lspet_dir is not None else None,
         "visibility": "v=2: teacher score >= min_kpt_score (inside the image); v=0 with x=y=0: dropped. "
-        "lsp-human: v=2 visible, v=1 occluded, v=0 face slots",
+        "lsp-human: v=2 visible, v=1 occluded, v=0 face slots; lspet-human: v=2 visible, v=0 "
+        "invisible and face slots",
     }
-    faces = None
-    if lsp_faces:  # the labeller's MoveNet when there is one: one session, one hash
-        if labeler is not None:
-            face_teacher, face_info = labeler.movenet, info["teacher"]
-        else:
-            face_path = default_model_path("movenet", teacher_model, "--teacher-model")
-            face_teacher = MoveNetTeacher(
-                face_path, threads, settings.flip_tta, settings.flip_agree, settings.crop_padding
-            )
-            face_info = teacher_info(settings, face_path)
-        faces = FaceFill(face_teacher, min_kpt_score=settings.min_kpt_score)
-        info["visibility"] += " unless the teacher filled them (teacher_joints)"
-        info["lsp_faces"] = {
-            "teacher": face_info,
-            "joints": "nose, eyes, ears",
-            "min_kpt_score": faces.min_kpt_score,
-            "min_body_oks": faces.min_body_oks,
-        }
+    if box_files and labeler is not None:
+        info["detector"] = {"name": "none: human person boxes from --boxes", "files": info["boxes"]}
+        if not paths:
+            info["detector"]["note"] = "no --inputs, so the detector did not run"
+    faces = _face_fill(labeler, settings, teacher_model, threads, info) if lsp_faces else None
     writer = CocoKeypointWriter(output_dir, info)
+    counts: dict[str, SourceCount] = {}
     frames_seen = 0
+    bar = partial(tqdm, unit="image", disable=None if progress else True)
+
+    def add(image, name: str, people: list[dict]) -> None:
+        if people or keep_empty:
+            image_id = writer.add_image(image, name)
+            for person in people:
+                writer.add_person(
+                    image_id,
+                    person["box"],
+                    person["box_score"],
+                    person["keypoints"],
+                    settings.teacher,
+                    person["kpt_scores"],
+                    orientation=person["orientation"] if len(settings.orientations) > 1 else None,
+                )
+        writer.step()
+
     try:
-        if lsp_dir is not None:
-            n, filled = add_lsp_people(writer, lsp_dir, faces=faces)
+        for folder, lsp_set in human_sets:
+            first = len(writer.annotations)
+            n, filled = add_lsp_people(writer, folder, faces=faces, lsp_set=lsp_set, exclude=excluded)
+            counts[lsp_set.name] = _count_since(writer, first, n)
             if faces is not None:
-                writer.info["lsp_faces"]["people_filled"] = filled
-            logger.info("added %d LSP human-labelled people (%d with teacher faces)", n, filled)
-        if labeler is not None:
-            total = _expected_frames(paths, every, max_frames_per_video)
-            frames = iter_frames(paths, every, max_frames_per_video)
-            for frame in tqdm(frames, total=total, unit="frame", disable=None if progress else True):
+                writer.info["lsp_faces"][f"people_filled_{lsp_set.name}"] = filled
+                writer.info["lsp_faces"]["people_filled"] = (
+                    writer.info["lsp_faces"].get("people_filled", 0) + filled
+                )
+        for file, images in boxed.items():
+            first = len(writer.annotations)
+            for item in bar(images, desc=Path(file).parent.name):
                 frames_seen += 1
-                people = labeler(frame.image)
-                if people or keep_empty:
-                    image_id = writer.add_image(frame.image, frame.name)
-                    for person in people:
-                        writer.add_person(
-                            image_id,
-                            person["box"],
-                            person["box_score"],
-                            person["keypoints"],
-                            settings.teacher,
-                            person["kpt_scores"],
-                        )
-                writer.step()
+                image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+                if image is None:
+                    logger.warning("cannot read image %s, skipped", item.path)
+                    continue
+                add(image, item.name, labeler.label_boxes(image, item.boxes))
+            name = Path(file).parent.resolve().name
+            counts[name] = _count_since(writer, first, sum(len(i.boxes) for i in images))
+        if paths:
+            first = len(writer.annotations)
+            total = _expected_frames(paths, every, max_frames_per_video)
+            for frame in bar(iter_frames(paths, every, max_frames_per_video), total=total, unit="frame"):
+                frames_seen += 1
+                add(frame.image, frame.name, labeler(frame.image))
+            counts["inputs (detector boxes)"] = _count_since(writer, first, 0)
     finally:
         writer.info["frames_seen"] = frames_seen
+        writer.info["per_source"] = {k: asdict(v) for k, v in counts.items()}
         writer.flush()
     return {
         "annotations_file": str(writer.path),
@@ -381,6 +566,7 @@ def pseudo_label(
         "images": len(writer.images),
         "annotations": len(writer.annotations),
         "sources": dict(writer.sources),
+        "per_source": counts,
     }
 
 
@@ -403,11 +589,36 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip-tta", action="store_true", help="keep joints the mirrored pass agrees on")
     parser.add_argument("--flip-agree", type=float, default=DEFAULT_FLIP_AGREE, help="fraction of box size")
     parser.add_argument("--det-size", type=int, default=640, help="YOLO input size (960-1280: small people)")
+    parser.add_argument(
+        "--boxes",
+        nargs="+",
+        default=[],
+        metavar="JSON",
+        help="COCO box files (images + annotations[].bbox): the teacher reads these person boxes, "
+        "no detector; file names relative to images/ beside each file",
+    )
     parser.add_argument("--lsp", metavar="DIR", help="add LSP human labels (folder with joints.mat)")
+    parser.add_argument("--lspet", metavar="DIR", help="add LSPET human labels (folder with joints.npy)")
     parser.add_argument(
         "--lsp-faces",
         action="store_true",
-        help="fill LSP's unlabelled nose, eyes, ears from the MoveNet teacher where it agrees on the body",
+        help="fill LSP's / LSPET's unlabelled nose, eyes, ears from the MoveNet teacher where it "
+        "agrees on the body",
+    )
+    parser.add_argument(
+        "--orientations",
+        default="0",
+        metavar="DEG,...",
+        help="orientation TTA: also read each person turned by these angles (e.g. 0,90,180,270) and "
+        "keep the one the teacher is most sure of (default 0: one orientation)",
+    )
+    parser.add_argument(
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="skip images by stem: FIRST..LAST ranges (im08501..im09000) or shell patterns; "
+        "keeps validation and held-out images out of training labels",
     )
     parser.add_argument("--keep-empty", action="store_true", help="also copy frames with nobody kept")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
@@ -418,6 +629,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_orientations(text: str) -> tuple[float, ...]:
+    """``"0,90,180,270"`` -> (0.0, 90.0, 180.0, 270.0); distinct angles in [0, 360)."""
+    try:
+        angles = tuple(float(part) % 360.0 for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(
+            f"--orientations: expected angles in degrees like 0,90,180,270, got {text!r}"
+        ) from None
+    if not angles or len(set(angles)) != len(angles):
+        raise UserError(f"--orientations: expected distinct angles like 0,90,180,270, got {text!r}")
+    return angles
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out_dir = Path(args.output_dir)
@@ -425,8 +649,8 @@ def main(argv: list[str] | None = None) -> int:
     if target.exists() and not args.overwrite:
         raise UserError(f"{target} exists; pass --overwrite or choose another --output-dir")
     if args.merge:
-        if args.inputs or args.lsp:
-            raise UserError("--merge cannot be combined with --inputs or --lsp")
+        if args.inputs or args.lsp or args.lspet or args.boxes:
+            raise UserError("--merge cannot be combined with --inputs, --boxes, --lsp or --lspet")
         merged = merge_annotation_files(args.merge, target)
         print(
             f"merged {len(args.merge)} files: {len(merged['annotations'])} people on "
@@ -444,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         flip_tta=args.flip_tta,
         flip_agree=args.flip_agree,
         det_size=args.det_size,
+        orientations=parse_orientations(args.orientations),
     )
     summary = pseudo_label(
         args.inputs,
@@ -454,6 +679,9 @@ def main(argv: list[str] | None = None) -> int:
         every=args.every,
         max_frames_per_video=args.max_frames_per_video,
         lsp_dir=args.lsp,
+        lspet_dir=args.lspet,
+        box_files=args.boxes,
+        exclude=args.exclude,
         lsp_faces=args.lsp_faces,
         keep_empty=args.keep_empty,
         threads=args.threads,
@@ -463,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         f"wrote {summary['annotations']} people ({sources}) on {summary['images']} images "
         f"from {summary['frames_seen']} frames -> {summary['annotations_file']}"
     )
+    for name, count in summary["per_source"].items():
+        print(count.line(name))
     return 0
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -28,6 +30,9 @@ from sdpose_core.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 __all__ = [
     "YoloPoseTeacher",
     "MoveNetTeacher",
+    "TeacherPoses",
+    "rotation_about_centre",
+    "unturn_points",
     "make_session",
     "flip_agreement",
     "square_crop_boxes",
@@ -117,6 +122,33 @@ def flip_agreement(
     kpts = 0.5 * (kpts_a + kpts_b)
     scores = np.where(agree, 0.5 * (np.asarray(scores_a) + np.asarray(scores_b)), 0.0)
     return kpts, scores
+
+
+@dataclass(frozen=True)
+class TeacherPoses:
+    """A top-down teacher's output for N boxes: image-pixel keypoints (N,17,2), scores (N,17),
+    and the orientation (degrees) each person was read in (0 without orientation TTA)."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    orientations: np.ndarray
+
+
+def rotation_about_centre(angle: float, size: int) -> np.ndarray:
+    """(2,3) affine turning a ``size`` x ``size`` image ``angle`` degrees counter-clockwise about
+    its centre, in OpenCV's pixel-index convention (so 90-degree turns move whole pixels)."""
+    centre = (size - 1) / 2.0
+    return cv2.getRotationMatrix2D((centre, centre), float(angle), 1.0)
+
+
+def unturn_points(xy_norm: np.ndarray, angle: float) -> np.ndarray:
+    """Positions (..., 2) normalised to a square crop turned ``angle`` degrees about its centre
+    -> the same points in the upright crop (the inverse turn about (0.5, 0.5))."""
+    if not angle % 360:
+        return np.asarray(xy_norm, dtype=np.float64)
+    linear = rotation_about_centre(angle, 2)[:, :2]  # the pure turn (size only moves the centre)
+    centred = np.asarray(xy_norm, dtype=np.float64) - 0.5
+    return centred @ linear + 0.5  # row vectors times A equal A^T applied: the inverse turn
 
 
 def square_crop_boxes(boxes_xyxy: np.ndarray, padding: float = 1.25) -> np.ndarray:
@@ -243,6 +275,11 @@ class MoveNetTeacher:
     With ``flip_tta`` the mirrored crop is run too (x -> 1 - x, left/right swapped with
     FLIP_INDEX) and `flip_agreement` keeps a joint only when the passes agree within
     ``flip_agree`` x sqrt(box w * h); agreeing joints get the mean position and mean score.
+
+    ``orientations`` (degrees, counter-clockwise) is orientation test-time augmentation:
+    MoveNet was trained on upright people and fails on inverted and lying ones, so the crop is
+    also run turned by each angle (e.g. 0, 90, 180, 270), the joints are turned back, and
+    the orientation with the highest mean joint score (after the flip agreement) is kept.
     """
 
     def __init__(
@@ -252,6 +289,7 @@ class MoveNetTeacher:
         flip_tta: bool = False,
         flip_agree: float = DEFAULT_FLIP_AGREE,
         padding: float = 1.25,
+        orientations: Sequence[float] = (0.0,),
     ) -> None:
         self.path = Path(onnx_path)
         self.session = make_session(self.path, threads, kind="teacher")
@@ -260,6 +298,9 @@ class MoveNetTeacher:
         if list(shape) != [1, MOVENET_SIZE, MOVENET_SIZE, 3]:
             raise UserError(f"{self.path}: expected MoveNet Thunder input [1,256,256,3], got {shape}")
         self.flip_tta, self.flip_agree, self.padding = bool(flip_tta), float(flip_agree), float(padding)
+        self.orientations = tuple(float(a) for a in orientations)
+        if not self.orientations:
+            raise UserError("orientations: give at least one angle (0 is the plain pass)")
 
     def crop(self, image_bgr: np.ndarray, box_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(256,256,3) uint8 RGB crop of one box, and its square (x0, y0, side) in image pixels.
@@ -288,29 +329,51 @@ class MoveNetTeacher:
         yxs = out.reshape(NUM_KEYPOINTS, 3).astype(np.float64)
         return yxs[:, [1, 0, 2]]
 
-    def __call__(self, image_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-        n = len(boxes)
-        squares = np.zeros((n, 3))
-        norm = np.zeros((n, NUM_KEYPOINTS, 3))
-        norm_flip = np.zeros((n, NUM_KEYPOINTS, 3))
-        for i, box in enumerate(boxes):
-            crop, squares[i] = self.crop(image_bgr, box)
-            norm[i] = self._infer(crop)
-            if self.flip_tta:
-                flipped = self._infer(np.ascontiguousarray(crop[:, ::-1]))[FLIP_INDEX]
-                flipped[:, 0] = 1.0 - flipped[:, 0]
-                norm_flip[i] = flipped
-        origin, side = squares[:, None, :2], squares[:, None, 2:3]
-        keypoints = origin + norm[..., :2] * side
-        scores = norm[..., 2]
-        if self.flip_tta and n:
-            keypoints, scores = flip_agreement(
-                keypoints,
-                scores,
-                origin + norm_flip[..., :2] * side,
-                norm_flip[..., 2],
-                _box_sizes(boxes),
+    def _infer_turned(
+        self, crop_rgb: np.ndarray, angle: float, box_size: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The crop turned ``angle`` degrees (counter-clockwise, about its centre): normalised
+        (17,2) positions mapped back into the upright crop, and (17,) scores (flip-agreed when
+        ``flip_tta``, disagreeing joints 0). ``box_size``: sqrt(w*h) of the box in crop units."""
+        turn = rotation_about_centre(angle, MOVENET_SIZE)
+        turned = crop_rgb
+        if angle % 360:
+            turned = cv2.warpAffine(crop_rgb, turn, (MOVENET_SIZE, MOVENET_SIZE), flags=cv2.INTER_LINEAR)
+        plain = self._infer(turned)
+        xy, scores = plain[:, :2], plain[:, 2]
+        if self.flip_tta:
+            flipped = self._infer(np.ascontiguousarray(turned[:, ::-1]))[FLIP_INDEX]
+            flipped[:, 0] = 1.0 - flipped[:, 0]
+            xy, scores = flip_agreement(
+                xy[None],
+                scores[None],
+                flipped[None, :, :2],
+                flipped[None, :, 2],
+                np.array([box_size]),
                 self.flip_agree,
             )
-        return keypoints, scores
+            xy, scores = xy[0], scores[0]
+        return unturn_points(xy, angle), scores
+
+    def predict(self, image_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> TeacherPoses:
+        """Keypoints, scores and the orientation chosen for each box (see the class docstring)."""
+        boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+        n = len(boxes)
+        keypoints = np.zeros((n, NUM_KEYPOINTS, 2))
+        scores = np.zeros((n, NUM_KEYPOINTS))
+        chosen = np.zeros(n)
+        for i, box in enumerate(boxes):
+            crop, (x0, y0, side) = self.crop(image_bgr, box)
+            box_size = float(_box_sizes(box[None])[0]) / side
+            best = -1.0
+            for angle in self.orientations:
+                xy, score = self._infer_turned(crop, angle, box_size)
+                if score.mean() > best:  # the orientation the teacher is most sure of
+                    best = float(score.mean())
+                    keypoints[i] = np.array([x0, y0]) + xy * side
+                    scores[i], chosen[i] = score, angle
+        return TeacherPoses(keypoints, scores, chosen)
+
+    def __call__(self, image_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        poses = self.predict(image_bgr, boxes_xyxy)
+        return poses.keypoints, poses.scores

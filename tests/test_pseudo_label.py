@@ -272,7 +272,8 @@ def test_lsp_faces_needs_lsp_and_movenet(shared_dir, tmp_path, capsys):
     ):
         assert run_cli(main, [*argv, "--output-dir", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.count("\n") == 0 and "--lsp-faces needs --lsp DIR and the movenet teacher" in err
+        assert err.count("\n") == 0
+        assert "--lsp-faces needs --lsp or --lspet DIR and the movenet teacher" in err
 
 
 def test_cli_lsp_faces_records_the_teacher(shared_dir, tmp_path, capsys):
