@@ -18,6 +18,11 @@ counts; none of these images is in the training data. Metrics per set and pooled
   shoulder-to-opposite-hip distances) of the GT, or 0.2 x half the box diagonal when no
   diagonal is labelled; pooled over labelled joints.
 
+A second table scores the LSPET validation set (`pool2/lspet` im08501-im09000, 500 people
+the training never sees, human joints): PCK@0.2 of the visible limb joints, torso = |left
+shoulder - right hip| from the labels (people without both are left out), the whole image as
+the box. These are inverted, mid-air and crouched athletes, where the teacher is weak.
+
 `--per-person` lists each person's OKS, ours against the teacher, worst first (also in `--json`).
 `--with-yolo` adds YOLO11n-pose run on the full image, matched to GT boxes by IoU (an unmatched
 person scores 0). `--self-check` scores the GT keypoints themselves (must give 1.0 and 1.0)
@@ -87,8 +92,14 @@ def _coco_index(names: list[str], json_path: Path) -> tuple[np.ndarray, np.ndarr
 
 def _load_set(json_path: Path, image_dir: Path, strip_prefix: str = "") -> list[Image]:
     """Images with their people in COCO-17 order (see `_coco_index`)."""
-    data = json.loads(json_path.read_text())
-    source, target = _coco_index(data["categories"][0]["keypoints"], json_path)
+    return _images_from_coco(json.loads(json_path.read_text()), image_dir, strip_prefix, json_path)
+
+
+def _images_from_coco(
+    data: dict, image_dir: Path, strip_prefix: str = "", json_path: Path | None = None
+) -> list[Image]:
+    """`_load_set` on a loaded COCO keypoint dict."""
+    source, target = _coco_index(data["categories"][0]["keypoints"], json_path or image_dir)
     images = {}
     for info in data["images"]:
         name = info["file_name"]
@@ -145,6 +156,42 @@ def load_datasets() -> dict[str, list[Image]]:
         "mhp": _load_set(DATA / "mhp" / "test_mhp.json", DATA / "mhp"),
         "jhmdb": _load_set(DATA / "jhmdb" / "test_jhmdb_sub1.json", DATA / "jhmdb"),
         "mpii": _load_mpii(DATA / "mpii" / "test_mpii.json", DATA / "mpii"),
+    }
+
+
+LSPET = DATA / "pool2" / "lspet"
+
+
+def load_lspet_validation(first: str = "im08501", last: str = "im09000") -> list[Image]:
+    """LSPET's validation people, one per image, the whole image as the box."""
+    from sdpose_core.lsp import lspet_validation_set
+
+    data = lspet_validation_set(LSPET, first, last)
+    return _images_from_coco(data, LSPET / "images")
+
+
+def evaluate_torso_pck(predict, images: list[Image]) -> dict:
+    """PCK@0.2 with the LSPET convention (`sdpose_core.evaluation.torso_pck`), pooled."""
+    from sdpose_core.evaluation import torso_pck
+
+    preds, gts, labelled, seconds = [], [], [], 0.0
+    for image in images:
+        frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise SystemExit(f"cannot read image {image.path}")
+        start = time.perf_counter()
+        out = predict(frame, np.stack([p.box for p in image.people]), image.people)
+        seconds += time.perf_counter() - start
+        for pred, person in zip(out, image.people, strict=True):
+            preds.append(np.full((NUM_KEYPOINTS, 2), np.inf) if pred is None else np.asarray(pred))
+            gts.append(person.keypoints)
+            labelled.append(person.labelled)
+    hits, joints, people = torso_pck(np.stack(preds), np.stack(gts), np.stack(labelled), PCK_ALPHA)
+    return {
+        "pck": hits / joints,
+        "joints": joints,
+        "people": people,
+        "ms_per_person": 1e3 * seconds / len(preds),
     }
 
 
@@ -362,6 +409,21 @@ def format_per_person(rows: dict[str, dict[str, dict]], ours: str, other: str) -
     return "\n".join(lines)
 
 
+def format_lspet(rows: dict[str, dict]) -> str:
+    """One line per model: LSPET PCK@0.2 of the limb joints, people and joints counted."""
+    width = max(26, *(len(label) for label in rows))
+    lines = [f"{'model':<{width}} | PCK@0.2 | people | joints | ms/person"]
+    for label, r in rows.items():
+        counts = f"{r['people']:6d} | {r['joints']:6d}"
+        lines.append(f"{label:<{width}} | {r['pck']:7.3f} | {counts} | {r['ms_per_person']:9.1f}")
+    first = next(iter(rows.values()))
+    lines.append(
+        f"PCK@{PCK_ALPHA}: visible limb joints within {PCK_ALPHA} x |left shoulder - right hip| (labels); "
+        f"{first['people']} people have both"
+    )
+    return "\n".join(lines)
+
+
 def format_table(rows: dict[str, dict[str, dict]], sets: list[str], diff: tuple[str, str] | None) -> str:
     """Rows = models; per set (and pooled) mean OKS and PCK@0.2; then ours - teacher."""
     first = next(iter(rows.values()))
@@ -411,6 +473,10 @@ def main() -> int:
     parser.add_argument(
         "--per-joint", action="store_true", help="also list each joint's mean OKS term, ours vs the teacher"
     )
+    parser.add_argument("--no-lspet", action="store_true", help="skip the LSPET validation table")
+    parser.add_argument(
+        "--lspet-only", action="store_true", help="only the LSPET validation table (choosing checkpoints)"
+    )
     args = parser.parse_args()
     if (args.train_ann is None) != (args.train_root is None):
         parser.error("--train-ann and --train-root go together")
@@ -420,17 +486,28 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
 
-    datasets = load_datasets()
+    datasets = {} if args.lspet_only else load_datasets()
     sets = [*datasets, "all"]
     rows: dict[str, dict[str, dict]] = {}
+    lspet_rows: dict[str, dict] = {}
+    lspet = [] if args.no_lspet else load_lspet_validation()
     diff = None
     if args.self_check:
         rows["ground truth (self-check)"] = evaluate(ground_truth_predictor(), datasets)
+        if lspet:
+            lspet_rows["ground truth (self-check)"] = evaluate_torso_pck(ground_truth_predictor(), lspet)
+    elif args.lspet_only:
+        ours_label = f"ours {args.model}" + (" +flip" if args.flip_test else "")
+        lspet_rows[ours_label] = evaluate_torso_pck(engine_predictor(args), lspet)
     else:
         ours_label = f"ours {args.model}" + (" +flip" if args.flip_test else "")
         ours = engine_predictor(args)
+        teacher = movenet_predictor(args)
         rows[ours_label] = evaluate(ours, datasets)
-        rows["movenet thunder (teacher)"] = evaluate(movenet_predictor(args), datasets)
+        rows["movenet thunder (teacher)"] = evaluate(teacher, datasets)
+        if lspet:
+            lspet_rows[ours_label] = evaluate_torso_pck(ours, lspet)
+            lspet_rows["movenet thunder (teacher)"] = evaluate_torso_pck(teacher, lspet)
         diff = (ours_label, "movenet thunder (teacher)")
         if args.with_yolo:
             matched = [0, 0]
@@ -442,14 +519,18 @@ def main() -> int:
             print("\nFit on the training data (labels: the teacher's, or LSP's human ones):")
             print(format_table(fit, [*fit_sets, "all"], None))
 
-    print()
-    print(format_table(rows, sets, diff))
-    first = next(iter(rows.values()))["all"]
-    print(
-        f"OKS: mean over people, COCO sigmas, GT area. PCK@{PCK_ALPHA}: over labelled joints "
-        f"({first['joints']}), normalised by the torso (mean shoulder-to-opposite-hip) for "
-        f"{first['torso_normalised']}/{first['people']} people, by half the box diagonal for the rest."
-    )
+    if rows:
+        print()
+        print(format_table(rows, sets, diff))
+        first = next(iter(rows.values()))["all"]
+        print(
+            f"OKS: mean over people, COCO sigmas, GT area. PCK@{PCK_ALPHA}: over labelled joints "
+            f"({first['joints']}), normalised by the torso (mean shoulder-to-opposite-hip) for "
+            f"{first['torso_normalised']}/{first['people']} people, by half the box diagonal for the rest."
+        )
+    if lspet_rows:
+        print(f"\nLSPET validation (im08501-im09000, {len(lspet)} people, whole image as the box):")
+        print(format_lspet(lspet_rows))
     if args.per_person and diff:
         print("\nPer person, OKS (worst against the teacher first):")
         print(format_per_person(rows, *diff))
@@ -460,6 +541,7 @@ def main() -> int:
         payload = {
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "rows": rows,
+            "lspet_validation": lspet_rows,
         }
         if diff:
             payload["ours_minus_teacher"] = {
@@ -473,7 +555,7 @@ def main() -> int:
             abs(r[s]["oks"] - 1.0) < 1e-9 and abs(r[s]["pck"] - 1.0) < 1e-9
             for r in rows.values()
             for s in sets
-        )
+        ) and all(abs(r["pck"] - 1.0) < 1e-9 for r in lspet_rows.values())
         print("self-check:", "OK (OKS 1.0, PCK 1.0)" if ok else "FAILED")
         return 0 if ok else 1
     return 0

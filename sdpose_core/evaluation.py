@@ -32,6 +32,10 @@ __all__ = [
     "format_table",
     "infer_heatmaps",
     "predict_dataset",
+    "PCK_ALPHA",
+    "LIMB_JOINTS",
+    "torso_pck",
+    "pck_against_annotations",
 ]
 
 logger = logging.getLogger(__name__)
@@ -127,6 +131,65 @@ def coco_keypoint_eval(
         coco_eval.summarize()
     logger.debug("%s", chatter.getvalue())
     return {name: float(value) for name, value in zip(STAT_NAMES, coco_eval.stats, strict=True)}
+
+
+PCK_ALPHA = 0.2
+LIMB_JOINTS = tuple(range(5, 17))  # shoulders to ankles: the joints every keypoint layout shares
+_TORSO = (5, 12)  # left shoulder, right hip
+
+
+def torso_pck(
+    pred: np.ndarray, gt: np.ndarray, labelled: np.ndarray, alpha: float = PCK_ALPHA
+) -> tuple[int, int, int]:
+    """PCK of N people's limb joints: (joints within ``alpha`` x the torso, labelled limb joints,
+    people counted). Shapes (N,17,2), (N,17,2), (N,17) bool. The torso is |left shoulder -
+    right hip| from the labels; people without both labelled are left out (they have no scale).
+    """
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    labelled = np.asarray(labelled, dtype=bool)
+    a, b = _TORSO
+    torso = np.linalg.norm(gt[:, a] - gt[:, b], axis=1)
+    scaled = labelled[:, a] & labelled[:, b] & (torso > 0)
+    limbs = np.zeros(labelled.shape[1], dtype=bool)
+    limbs[list(LIMB_JOINTS)] = True
+    counted = labelled[scaled] & limbs
+    dist = np.linalg.norm(pred[scaled] - gt[scaled], axis=2)
+    hits = (dist <= alpha * torso[scaled, None]) & counted
+    return int(hits.sum()), int(counted.sum()), int(scaled.sum())
+
+
+def pck_against_annotations(
+    results: Sequence[Mapping[str, Any]], gt: Mapping[str, Any], alpha: float = PCK_ALPHA
+) -> dict[str, float]:
+    """`torso_pck` of COCO results against a COCO keypoint file's people (a loaded dict).
+
+    Each labelled person takes the unused result of its image with the highest OKS (with GT
+    boxes every person has one); a person with none scores no hits. Returns ``PCK`` and the
+    ``PCK people`` counted.
+    """
+    by_image: dict[int, list[np.ndarray]] = {}
+    for r in results:
+        by_image.setdefault(int(r["image_id"]), []).append(np.asarray(r["keypoints"], np.float64))
+    preds, gts, labelled = [], [], []
+    for ann in gt["annotations"]:
+        kpts = np.asarray(ann.get("keypoints") or [], dtype=np.float64).reshape(-1, 3)
+        if len(kpts) != 17 or not (kpts[:, 2] > 0).any() or ann.get("iscrowd", 0):
+            continue
+        candidates = by_image.get(int(ann["image_id"]), [])
+        pred = np.full((17, 2), np.inf)  # no result left: every joint misses
+        if candidates:
+            area = float(ann.get("area") or np.prod(ann["bbox"][2:]))
+            best = int(
+                np.argmax(oks_iou(kpts.reshape(-1), np.stack(candidates), area, [area] * len(candidates)))
+            )
+            pred = candidates.pop(best).reshape(17, 3)[:, :2]
+        preds.append(pred)
+        gts.append(kpts[:, :2])
+        labelled.append(kpts[:, 2] > 0)
+    if not preds:
+        return {"PCK": 0.0, "PCK people": 0.0}
+    hits, joints, people = torso_pck(np.stack(preds), np.stack(gts), np.stack(labelled), alpha)
+    return {"PCK": hits / joints if joints else 0.0, "PCK people": float(people)}
 
 
 def format_table(stats: Mapping[str, float], name: str | None = None) -> str:

@@ -175,3 +175,78 @@ def lsp_person_box(
     w, h = image_wh
     box = np.concatenate([centre - half, centre + half])
     return np.clip(box, 0, [w, h, w, h])
+
+
+def lspet_validation_set(lspet_dir: str | os.PathLike, first: str, last: str) -> dict:
+    """LSPET's people ``first``..``last`` (image stems) as a COCO keypoint dict for validation:
+    each image's file name relative to ``images/``, the whole image as the person's box (the
+    convention the teacher's LSPET figures use), visible joints v=2, the rest unlabelled."""
+    import cv2
+
+    from sdpose_core.coco_labels import coco_categories
+
+    paths, joints = read_lspet_joints(lspet_dir)
+    images, annotations = [], []
+    for path, joints14 in zip(paths, joints, strict=True):
+        if not first <= path.stem <= last or len(path.stem) != len(first):
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise UserError(f"cannot read LSPET image {path}")
+        h, w = image.shape[:2]
+        keypoints = lsp_to_coco(joints14, extended=True)
+        xy = keypoints[:, :2]
+        keypoints[(xy[:, 0] < 0) | (xy[:, 0] >= w) | (xy[:, 1] < 0) | (xy[:, 1] >= h)] = 0
+        image_id = len(images) + 1
+        images.append({"id": image_id, "file_name": path.name, "width": w, "height": h})
+        annotations.append(
+            {
+                "id": image_id,
+                "image_id": image_id,
+                "category_id": 1,
+                "bbox": [0.0, 0.0, float(w), float(h)],
+                "area": float(w * h),
+                "iscrowd": 0,
+                "keypoints": [round(float(v), 2) for v in keypoints.reshape(-1)],
+                "num_keypoints": int((keypoints[:, 2] > 0).sum()),
+                "source": LSPET.source,
+            }
+        )
+    if not images:
+        raise UserError(f"no LSPET images from {first} to {last} in {lspet_dir}")
+    info = {
+        "description": f"LSPET {first}..{last}, human joints, whole image as the box",
+        "lspet": str(lspet_dir),
+    }
+    return {"info": info, "images": images, "annotations": annotations, "categories": coco_categories()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write LSPET people as a COCO keypoint file (a validation set for `train --val-ann`)."""
+    import argparse
+
+    from sdpose_core.jsonio import write_json_atomic
+
+    parser = argparse.ArgumentParser(prog="python -m sdpose_core.lsp", description=main.__doc__)
+    parser.add_argument("--lspet", required=True, metavar="DIR", help="LSPET folder (joints.npy, images/)")
+    parser.add_argument("--only", default="im08501..im09000", metavar="FIRST..LAST", help="image stems")
+    parser.add_argument("--output", required=True, metavar="JSON")
+    args = parser.parse_args(argv)
+    first, _, last = args.only.partition("..")
+    if not first or len(first) != len(last) or first > last:
+        raise UserError(f"--only {args.only!r}: expected FIRST..LAST stems of the same length")
+    data = lspet_validation_set(args.lspet, first, last)
+    write_json_atomic(args.output, data)
+    print(
+        f"wrote {len(data['annotations'])} LSPET people ({first}..{last}) -> {args.output}; "
+        f"images: --val-root {Path(args.lspet) / 'images'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from sdpose_core.cli import run_cli
+
+    sys.exit(run_cli(main))

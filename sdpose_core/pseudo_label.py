@@ -90,6 +90,7 @@ class LabelSettings:
     det_iou: float = 0.6
     crop_padding: float = 1.25
     orientations: tuple[float, ...] = (0.0,)
+    orientation_accept: float | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ def teacher_info(settings: LabelSettings, teacher_path: Path) -> dict:
                 "the crop turned by each angle (degrees, counter-clockwise), joints turned back; "
                 "the orientation with the highest mean joint score is kept (per person: 'orientation')"
             )
+            teacher["orientation_accept"] = s.orientation_accept
     return teacher
 
 
@@ -254,7 +256,13 @@ class PseudoLabeler:
         else:
             self.teacher_path = default_model_path("movenet", teacher_model, "--teacher-model")
             self.movenet = MoveNetTeacher(
-                self.teacher_path, threads, s.flip_tta, s.flip_agree, s.crop_padding, s.orientations
+                self.teacher_path,
+                threads,
+                s.flip_tta,
+                s.flip_agree,
+                s.crop_padding,
+                s.orientations,
+                s.orientation_accept,
             )
             self.detector_path = default_model_path("yolo", detector_model, "--detector-model")
             self.detector = YoloPoseTeacher(
@@ -432,7 +440,7 @@ def _face_fill(labeler, settings, teacher_model, threads, info) -> FaceFill:
         s = settings
         face_path = default_model_path("movenet", teacher_model, "--teacher-model")
         face_teacher = MoveNetTeacher(
-            face_path, threads, s.flip_tta, s.flip_agree, s.crop_padding, s.orientations
+            face_path, threads, s.flip_tta, s.flip_agree, s.crop_padding, s.orientations, s.orientation_accept
         )
         face_info = teacher_info(settings, face_path)
     faces = FaceFill(face_teacher, min_kpt_score=settings.min_kpt_score)
@@ -613,6 +621,14 @@ def _parser() -> argparse.ArgumentParser:
         "keep the one the teacher is most sure of (default 0: one orientation)",
     )
     parser.add_argument(
+        "--orientation-accept",
+        type=float,
+        default=None,
+        metavar="SCORE",
+        help="with --orientations: keep the first angle whose mean joint score reaches SCORE "
+        "without trying the others (faster on mostly upright people; 0.5 is a safe value)",
+    )
+    parser.add_argument(
         "--exclude",
         nargs="+",
         default=[],
@@ -657,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(merged['images'])} images -> {target}"
         )
         return 0
+    if args.orientation_accept is not None and not 0.0 < args.orientation_accept <= 1.0:
+        raise UserError(f"--orientation-accept must be in (0, 1], got {args.orientation_accept}")
     if args.every < 1 or (args.max_frames_per_video is not None and args.max_frames_per_video < 1):
         raise UserError("--every and --max-frames-per-video must be >= 1")
     settings = LabelSettings(
@@ -669,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         flip_agree=args.flip_agree,
         det_size=args.det_size,
         orientations=parse_orientations(args.orientations),
+        orientation_accept=args.orientation_accept,
     )
     summary = pseudo_label(
         args.inputs,

@@ -63,6 +63,13 @@ class EvalConfig:
     det_score_thr: float = 0.0
     vis_thr: float = 0.2
     oks_thr: float = 0.9
+    # Which validation figure picks best.pth: COCO "AP", or "PCK" (PCK@0.2 of the limb joints,
+    # torso-normalised: for sets without face labels, such as LSPET).
+    best_metric: str = "AP"
+
+    def __post_init__(self) -> None:
+        if self.best_metric not in ("AP", "PCK"):
+            raise ValueError(f"best_metric must be AP or PCK, got {self.best_metric!r}")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,12 @@ import torch.distributed as dist
 from sdpose_core.checkpoint import load_checkpoint, read_checkpoint_file, save_checkpoint
 from sdpose_core.cli import UserError, run_cli
 from sdpose_core.data import CocoKeypointDataset, DataError, build_loader, set_loader_epoch
-from sdpose_core.evaluation import coco_keypoint_eval, format_table, predict_dataset
+from sdpose_core.evaluation import (
+    coco_keypoint_eval,
+    format_table,
+    pck_against_annotations,
+    predict_dataset,
+)
 from sdpose_core.hardware import cpu_has_native_bf16
 from sdpose_core.losses import LossWeights, SDPoseLoss
 from sdpose_core.models import build_model
@@ -145,7 +150,7 @@ class Trainer:
         self._clock = time.perf_counter  # the time budget's clock (tests replace it)
         self.epoch = 0  # epochs completed
         self.iteration = 0  # optimiser steps taken
-        self.best_ap = -1.0
+        self.best_ap = -1.0  # the best validation figure so far (evaluation.best_metric: AP or PCK)
         paths.work_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = paths.work_dir / "log.jsonl"
         if resume:
@@ -281,7 +286,9 @@ class Trainer:
             vis_thr=ev.vis_thr,
             oks_thr=ev.oks_thr,
         )
-        return coco_keypoint_eval(self.paths.val_ann, results)
+        stats = coco_keypoint_eval(self.paths.val_ann, results)
+        gt = json.loads(Path(self.paths.val_ann).read_text(encoding="utf-8"))
+        return {**stats, **pck_against_annotations(results, gt)}
 
     def fit(self, time_budget_s: float | None = None) -> dict[str, Any]:
         """Train to `cfg.epochs`, validating every `val_interval` epochs and at the end.
@@ -327,8 +334,9 @@ class Trainer:
                 spent = self._clock() - val_start
                 record["val"] = stats
                 logger.info("epoch %d\n%s", self.epoch, format_table(stats, self.recipe.model.name))
-                if stats["AP"] > self.best_ap:
-                    self.best_ap = stats["AP"]
+                chosen = stats[self.recipe.evaluation.best_metric]
+                if chosen > self.best_ap:
+                    self.best_ap = chosen
                     record["best"] = True
                     self._save(self.best, record)
             self._save(self.latest, record)
@@ -417,11 +425,14 @@ def plot_log(log_path: Path, png_path: Path) -> None:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_title("training loss")
     ax_loss.legend()
-    val = [(r["epoch"], r["val"]["AP"]) for r in records if "val" in r]
-    if val:
-        ax_ap.plot(*zip(*val, strict=True), marker="o")
+    for metric in ("AP", "PCK"):
+        val = [(r["epoch"], r["val"][metric]) for r in records if metric in r.get("val", {})]
+        if val:
+            ax_ap.plot(*zip(*val, strict=True), marker="o", label=metric)
     ax_ap.set_xlabel("epoch")
-    ax_ap.set_title("validation AP")
+    ax_ap.set_title("validation (COCO AP, PCK@0.2)")
+    if ax_ap.lines:
+        ax_ap.legend()
     fig.tight_layout()
     tmp = png_path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=80)

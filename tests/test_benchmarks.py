@@ -151,3 +151,17 @@ def test_accuracy_benchmark_scores_each_joint(shared_dir: Path) -> None:
     assert per_joint["left_wrist"][0] < 0.6 and per_joint["right_wrist"][0] < 0.6
     lines = bench.format_per_joint(rows, "ours", "teacher").splitlines()
     assert len(lines) == 18 and lines[10].startswith("left_wrist") and "-0." in lines[10]
+
+
+def test_accuracy_benchmark_scores_the_lspet_validation_set() -> None:
+    """The LSPET table: 500 held-out athletes, the whole image as the box, and the labels
+    themselves score 1.0 on the people whose torso is labelled."""
+    bench = _load("bench_accuracy")
+    images = bench.load_lspet_validation()
+    assert len(images) == 500 and {image.path.stem for image in images} >= {"im08501", "im09000"}
+    first = images[0]
+    assert first.people[0].box[:2].tolist() == [0.0, 0.0]
+    result = bench.evaluate_torso_pck(bench.ground_truth_predictor(), images)
+    assert result["pck"] == 1.0 and 300 < result["people"] < 500
+    missed = bench.evaluate_torso_pck(lambda image, boxes, people: [None] * len(people), images)
+    assert missed["pck"] == 0.0 and missed["joints"] == result["joints"]

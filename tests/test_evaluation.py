@@ -19,8 +19,10 @@ from sdpose_core.evaluation import (
     infer_heatmaps,
     oks_iou,
     oks_nms,
+    pck_against_annotations,
     predict_dataset,
     rescore,
+    torso_pck,
 )
 from sdpose_core.keypoints import OKS_SIGMAS
 from sdpose_core.models import build_model
@@ -80,6 +82,33 @@ def test_eval_edge_cases(coco_sample: Path, tmp_path: Path) -> None:
     bad = [{"image_id": 123, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0}]
     with pytest.raises(ValueError, match="not in"):
         coco_keypoint_eval(coco_sample / "test_coco.json", bad)
+
+
+def test_torso_pck_counts_limb_joints_within_a_fifth_of_the_torso() -> None:
+    gt = np.zeros((2, 17, 2))
+    gt[:, 5] = (0.0, 0.0)  # left shoulder
+    gt[:, 12] = (30.0, 40.0)  # right hip: torso 50 px, so 10 px is the limit
+    gt[:, 6:12] = gt[:, 13:] = (20.0, 20.0)
+    labelled = np.ones((2, 17), dtype=bool)
+    labelled[:, :5] = False  # faces are not limb joints anyway
+    pred = gt.copy()
+    pred[0, 9] += (9.0, 0.0)  # inside 10 px
+    pred[0, 10] += (11.0, 0.0)  # outside
+    pred[1, 0] += 500.0  # a face joint: never counted
+    assert torso_pck(pred, gt, labelled) == (23, 24, 2)
+    no_hip = labelled.copy()
+    no_hip[1, 12] = False  # no torso: the person is left out
+    assert torso_pck(pred, gt, no_hip) == (11, 12, 1)
+
+
+def test_pck_against_annotations_matches_people_to_results(gt_annotations: list[dict]) -> None:
+    gt = {"annotations": gt_annotations}
+    results = _gt_as_results(gt_annotations)
+    stats = pck_against_annotations(results, gt)
+    assert stats["PCK"] == pytest.approx(1.0) and stats["PCK people"] >= 8
+    shifted = [dict(r, keypoints=(np.array(r["keypoints"]) + 1000.0).tolist()) for r in results]
+    assert pck_against_annotations(shifted, gt)["PCK"] == 0.0
+    assert pck_against_annotations(results[1:], gt)["PCK"] < 1.0  # one person has no result
 
 
 def test_format_table() -> None:

@@ -187,3 +187,44 @@ def test_box_file_errors_are_one_line(shared_dir, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and gist in err, err
     assert not (tmp_path / "o" / "annotations.json").exists()
+
+
+def test_lspet_validation_file_has_the_whole_image_as_box(lspet_dir, tmp_path, capsys):
+    from sdpose_core.lsp import main as lsp_main
+
+    out = tmp_path / "val.json"
+    assert (
+        run_cli(lsp_main, ["--lspet", str(lspet_dir), "--only", "im08501..im08520", "--output", str(out)])
+        == 0
+    )
+    assert "wrote 20 LSPET people" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert [i["file_name"] for i in data["images"]][:2] == ["im08501.webp", "im08502.webp"]
+    first = data["annotations"][0]
+    image = data["images"][0]
+    assert first["bbox"] == [0.0, 0.0, image["width"], image["height"]]
+    assert first["source"] == "lspet-human" and first["num_keypoints"] > 0
+    assert (
+        run_cli(lsp_main, ["--lspet", str(lspet_dir), "--only", "im09001..im09002", "--output", str(out)])
+        == 2
+    )
+    assert "no LSPET images" in capsys.readouterr().err
+
+
+def test_orientation_accept_stops_at_a_confident_upright_pass(shared_dir, monkeypatch):
+    """accept_score: a person read confidently upright costs one orientation, not four."""
+    from sdpose_core.lsp import read_lsp, read_lsp_joints
+
+    lsp_dir = shared_dir / "data" / "pool" / "lsp"
+    (path, _), joints = read_lsp(lsp_dir)[0], read_lsp_joints(lsp_dir)[1][0]
+    image = cv2.imread(str(path))
+    box = lsp_person_box(joints, (image.shape[1], image.shape[0]))[None]
+    angles = (0, 90, 180, 270)
+    full = MoveNetTeacher(shared_dir / MOVENET, threads=2, orientations=angles)
+    quick = MoveNetTeacher(shared_dir / MOVENET, threads=2, orientations=angles, accept_score=0.3)
+    calls = []
+    original = quick._infer_turned
+    monkeypatch.setattr(quick, "_infer_turned", lambda *a: calls.append(a[1]) or original(*a))
+    a, b = full.predict(image, box), quick.predict(image, box)
+    assert calls == [0] and a.orientations[0] == b.orientations[0] == 0.0  # an upright LSP athlete
+    np.testing.assert_allclose(a.keypoints, b.keypoints)

@@ -45,12 +45,31 @@ def test_loss_falls_and_evaluation_runs(tmp_path, coco):
     first, last = records[0]["loss"], records[-1]["loss"]
     assert last < 0.3 * first, f"loss should fall clearly: {first:.4f} -> {last:.4f}"
     assert records[-1]["images_per_s"] > 0
-    assert set(records[-1]["val"]) >= {"AP", "AP .5", "AR"}
+    assert set(records[-1]["val"]) >= {"AP", "AP .5", "AR", "PCK", "PCK people"}
+    assert 0.0 <= records[-1]["val"]["PCK"] <= 1.0
     assert (work / "curves.png").stat().st_size > 1000
     for name in ("latest.pth", "best.pth"):
         checkpoint = read_checkpoint_file(work / name)
         assert checkpoint["format"] == OUR_FORMAT
         assert load_checkpoint(build_model("sdpose_t"), checkpoint).variant == "sdpose_t"
+
+
+def test_best_checkpoint_follows_the_recipes_metric(tmp_path, coco, monkeypatch):
+    """evaluation.best_metric: PCK picks best.pth by PCK, whatever AP says."""
+    root, ann = coco
+    recipe = load_recipe("sdpose_t_smoke")
+    recipe = dataclasses.replace(
+        recipe,
+        train=dataclasses.replace(recipe.train, epochs=3, val_interval=1),
+        evaluation=dataclasses.replace(recipe.evaluation, best_metric="PCK"),
+    )
+    trainer = Trainer(recipe, TrainPaths(root, ann, tmp_path, val_ann=ann), show_progress=False)
+    figures = iter([{"AP": 0.9, "PCK": 0.2}, {"AP": 0.1, "PCK": 0.5}, {"AP": 0.95, "PCK": 0.4}])
+    monkeypatch.setattr(trainer, "validate", lambda: next(figures))
+    trainer.fit()
+    assert read_checkpoint_file(tmp_path / "best.pth")["epoch"] == 2
+    with pytest.raises(ValueError, match="best_metric"):
+        dataclasses.replace(recipe.evaluation, best_metric="OKS")
 
 
 def test_resume_reaches_the_same_weights(tmp_path, coco):
