@@ -81,6 +81,13 @@ class DataConfig:
     # lists each human-labelled person three times, to weigh scarce, varied labels above a large,
     # narrow pseudo-labelled pool. Each copy draws its own augmentation.
     source_repeats: dict[str, int] = field(default_factory=dict)
+    # Not in SDPose's recipe (0 = off): soft targets from the teacher's own heatmap on the very
+    # crop the student sees (`teacher_targets.TeacherHeatmaps`), for the joints of
+    # teacher-labelled people (``teacher_heatmap_sources``) that carry no hard label, with this
+    # target weight. ``teacher_model`` is MoveNet Thunder's ONNX (empty: shared/data/models).
+    teacher_heatmap_weight: float = 0.0
+    teacher_heatmap_sources: tuple[str, ...] = ("movenet",)
+    teacher_model: str = ""
 
     def __post_init__(self) -> None:
         for name in (
@@ -107,6 +114,13 @@ class DataConfig:
             raise ValueError(f"scale_factor must be in [0, 1), got {self.scale_factor}")
         if self.use_udp:
             raise ValueError("use_udp is not supported: SDPose trains and tests without UDP")
+        if self.teacher_heatmap_weight < 0:
+            raise ValueError(f"teacher_heatmap_weight must be >= 0, got {self.teacher_heatmap_weight}")
+        if self.teacher_heatmap_weight and (tuple(self.image_size), tuple(self.heatmap_size)) != (
+            (192, 256),
+            (48, 64),
+        ):
+            raise ValueError("teacher heatmap targets need image_size [192, 256] and heatmap_size [48, 64]")
         starts = [int(start) for start, _ in self.sigma_schedule]
         if starts != sorted(set(starts)) or any(sigma <= 0 for _, sigma in self.sigma_schedule):
             raise ValueError("sigma_schedule needs increasing first epochs and positive sigmas")
@@ -251,6 +265,21 @@ class CocoKeypointDataset(Dataset):
         self._pass = self._one_pass()
         # Fail fast on a wrong image_root instead of inside a worker later.
         self.image_path(0)
+        self.teacher = self._teacher() if self.train else None
+
+    def _teacher(self):
+        """MoveNet heatmaps for soft targets (`DataConfig.teacher_heatmap_weight`), or None."""
+        if not self.cfg.teacher_heatmap_weight:
+            return None
+        from sdpose_core.cli import UserError
+        from sdpose_core.data.teacher_targets import TeacherHeatmaps
+        from sdpose_core.pseudo_label import default_model_path
+
+        try:
+            path = default_model_path("movenet", self.cfg.teacher_model or None, "teacher_model")
+            return TeacherHeatmaps(path)
+        except UserError as exc:
+            raise DataError(str(exc)) from None
 
     # ---------------------------------------------------------------- loading
     def _one_pass(self) -> np.ndarray:
@@ -407,6 +436,11 @@ class CocoKeypointDataset(Dataset):
         target, weight = gaussian_targets(
             crop_joints, vis, cfg.heatmap_size, cfg.image_size, sigma, cfg.unbiased_encoding
         )
+        if self.teacher is not None and rec.source in cfg.teacher_heatmap_sources:
+            unlabelled = weight[:, 0] == 0  # the teacher was unsure, or the joint left the crop
+            if unlabelled.any():
+                target[unlabelled] = self.teacher(crop)[unlabelled]
+                weight[unlabelled] = cfg.teacher_heatmap_weight
         joints_out = np.concatenate([crop_joints, vis[:, None]], axis=1).astype(np.float32)
         return {
             "image": torch.from_numpy(normalize_crops(crop[None])[0]),
