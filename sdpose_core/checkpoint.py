@@ -7,10 +7,10 @@ Every failure raises `CheckpointError` with one line that says what the file is 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sdpose_core.jsonio import atomic_path, output_error
 from sdpose_core.models import VARIANT_NAMES, build_model
 
 __all__ = [
@@ -200,15 +201,16 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> 
 
 
 def save_payload(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """`torch.save` through a temp file and a rename: a crash never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """`torch.save` through a temp file and a rename: a crash or a full disk never leaves half a
+    checkpoint, and never harms the one already there. A failed write is an `OutputError`.
+
+    The bytes are serialised in memory first: torch's own file writer turns a full disk into an
+    opaque RuntimeError, a plain Python write reports it as what it is."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+        with atomic_path(path) as tmp, open(tmp, "xb") as fh:
+            fh.write(buffer.getbuffer())
+    except OSError as exc:
+        raise output_error(path, exc) from None
+    return Path(path)
