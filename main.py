@@ -3,9 +3,12 @@
 
 import sys
 
-from app.cli import main
-
 if __name__ == "__main__":
+    try:  # importing torch, OpenCV and Qt takes seconds: Ctrl-C then is no traceback either
+        from app.cli import main
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
     if sys.argv[1:2] == ["batch"]:
         from app.batch.cli import main as batch_main
 

@@ -1,25 +1,42 @@
 """Command line of the app: the headless runner (progress bar, outputs written as frames finish,
-summary) and the hand-off to the desktop GUI. Expected mistakes end in one line, exit code 2."""
+summary) and the hand-off to the desktop GUI.
+
+A run checks in order of cost, so that a mistake is reported in a second and no file is opened
+before it is known the run can start: flags and config, output paths (`app.preflight`), a file
+source, then the model, then a camera or stream, and only then the outputs. Expected mistakes
+end in one line and exit code 2; SIGTERM ends a run as Ctrl-C does (outputs finished, exit 143).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import os
 import sys
 import time
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.detector import DetectorError, PersonDetector
 from app.engine import EngineError, PoseEngine
-from app.exporters import FORMATS, OutputError, close_writers, open_writers
-from app.pipeline import AppConfig, PosePipeline
-from app.sources import SourceError, open_source
+from app.exporters import FORMATS, OutputError, finish_writers, open_writers
+from app.limits import device_flag, flag_type
+from app.pipeline import AppConfig, DetectorConfig, PosePipeline
+from app.preflight import check_paths
+from app.sources import Source, SourceError, is_live_spec, open_source
 from app.tracker import Tracker, TrackerConfig
-from sdpose_core.cli import EXPECTED_ERRORS
+from app.types import Frame
+from sdpose_core.cli import (
+    EXPECTED_ERRORS,
+    ArgumentParser,
+    describe_error,
+    interrupt_exit_code,
+    positive_int,
+    run_cli,
+)
 from sdpose_core.config import ConfigError
 from sdpose_core.models import VARIANT_NAMES
 
@@ -31,14 +48,8 @@ DEMO_CLIP = Path(__file__).resolve().parent.parent / "assets" / "demo" / "sports
 APP_ERRORS = (*EXPECTED_ERRORS, SourceError, DetectorError, EngineError, OutputError)
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python main.py",
         description="Real-time human pose estimation with SDPose: webcam, video, images or streams.",
     )
@@ -54,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="play a video file at its own frame rate, dropping frames like a camera",
     )
-    src.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
+    src.add_argument("--max-frames", type=positive_int, help="stop after N frames")
 
     out = parser.add_argument_group("output")
     out.add_argument("--headless", action="store_true", help="no window: print progress, write files")
@@ -63,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--save-video", help="write the annotated video here (.mp4 or .avi)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar (logs stay)")
     out.add_argument(
-        "--exit-after-frames", type=int, metavar="N", help="window: quit after N frames were shown"
+        "--exit-after-frames", type=positive_int, metavar="N", help="window: quit after N frames were shown"
     )
     out.add_argument("--screenshot", metavar="PNG", help="window: save a picture of it here when quitting")
 
@@ -72,17 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", help=f"SDPose variant ({', '.join(VARIANT_NAMES)}) or a config path")
     model.add_argument("--weights", help="checkpoint (.pth, the authors' or ours) or exported .onnx")
     model.add_argument("--backend", choices=("torch", "onnx"))
-    model.add_argument("--device", help="cpu or cuda")
+    model.add_argument("--device", type=device_flag, help="cpu, cuda or cuda:N")
     model.add_argument("--flip-test", action="store_true", default=None, help="average with mirrored crops")
-    model.add_argument("--threads", type=int, help="CPU threads for the pose model")
+    model.add_argument(
+        "--threads", type=flag_type(AppConfig, "threads"), help="CPU threads for the pose model (0: all)"
+    )
     model.add_argument(
         "--precision", choices=("fp32", "bf16"), help="bf16: bfloat16 autocast (torch backend)"
     )
 
     det = parser.add_argument_group("person detection and tracking")
     det.add_argument("--detector", help="an Ultralytics model file (default: bundled yolo11n-pose.pt)")
-    det.add_argument("--det-size", type=int, help="detector input size (960-1280 for small people)")
-    det.add_argument("--det-conf", type=float, help="minimum person box confidence")
+    det.add_argument(
+        "--det-size",
+        type=flag_type(DetectorConfig, "imgsz"),
+        help="detector input size (960-1280 for small people)",
+    )
+    det.add_argument(
+        "--det-conf", type=flag_type(DetectorConfig, "conf"), help="minimum person box confidence (0-1)"
+    )
     det.add_argument("--det-every", help="run the detector every N frames, or 'auto' (adaptive)")
     det.add_argument("--smoothing", choices=("kalman", "oneeuro", "none"), help="keypoint smoothing")
     return parser
@@ -160,16 +179,37 @@ class RunStats:
         )
 
 
+@dataclass
+class RunEnd:
+    """How the frame loop ended: finished, interrupted (Ctrl-C or SIGTERM) or stopped by an error."""
+
+    interrupted: KeyboardInterrupt | None = None
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.interrupted is None and self.error is None
+
+
+def _first_frame(source: Source) -> Frame:
+    first = next(iter(source), None)
+    if first is None:
+        raise SourceError(source.error or f"{source.name} has no frames")
+    return first
+
+
 def run_headless(args: argparse.Namespace, cfg: AppConfig) -> int:
-    # The model loads first: a weights error must not have emptied an existing output file, and
-    # a live or --realtime source must not drop frames while the model is still loading.
-    pipeline = build_pipeline(cfg, args.weights, args.detector, args.smoothing)
-    source = open_source(args.source, realtime=args.realtime)
-    with source:
-        frames = iter(source)
-        first = next(frames, None)
-        if first is None:
-            raise SourceError(source.error or f"{source.name} has no frames")
+    with contextlib.ExitStack() as stack:
+        source: Source | None = None
+        if not is_live_spec(args.source):  # a file or folder: a wrong path costs a second, not a model load
+            source = stack.enter_context(open_source(args.source))
+            first = _first_frame(source)
+        pipeline = build_pipeline(cfg, args.weights, args.detector, args.smoothing)
+        if source is None or args.realtime:  # live frames start only now, so none drop while loading
+            if source is not None:
+                source.close()
+            source = stack.enter_context(open_source(args.source, realtime=args.realtime))
+            first = _first_frame(source)
         height, width = first.image.shape[:2]
         writers = open_writers(
             args.output,
@@ -180,16 +220,21 @@ def run_headless(args: argparse.Namespace, cfg: AppConfig) -> int:
             Path(source.name).stem,
             paced_video=source.is_live,  # live sources drop frames: keep the video's timing real
         )
-        try:
-            stream = itertools.chain([first], frames)
-            if args.max_frames:
-                stream = itertools.islice(stream, args.max_frames)
-            return _loop(pipeline, stream, writers, source, args)
-        finally:
-            close_writers(writers)
+        stream = itertools.chain([first], source)
+        if args.max_frames:
+            stream = itertools.islice(stream, args.max_frames)
+        stats, end = _loop(pipeline, stream, writers, source, args)
+        kept, failures = finish_writers(writers, complete=end.complete)
+    if failures and end.complete:
+        end.error = describe_error(failures.pop(0))
+    for failure in failures:  # an output lost as well as the error that ended the run: said too
+        logger.error("%s", describe_error(failure))
+    return _report(stats, end, kept, bool(writers))
 
 
-def _loop(pipeline: PosePipeline, stream, writers, source, args) -> int:
+def _loop(pipeline: PosePipeline, stream, writers, source, args) -> tuple[RunStats, RunEnd]:
+    """Run and write every frame; returns how it ended (a write error or an interrupt ends it
+    early, so that the outputs are closed and reported, never left half-written)."""
     from tqdm import tqdm
 
     total = source.frame_count
@@ -197,7 +242,7 @@ def _loop(pipeline: PosePipeline, stream, writers, source, args) -> int:
         total = min(total, args.max_frames)
     stats = RunStats()
     bar = tqdm(total=total, unit="frame", disable=args.no_progress, dynamic_ncols=True, file=sys.stderr)
-    interrupted = False
+    end = RunEnd()
     try:
         for result in pipeline.run(stream):
             t0 = time.perf_counter()
@@ -206,17 +251,34 @@ def _loop(pipeline: PosePipeline, stream, writers, source, args) -> int:
             stats.add(result, (time.perf_counter() - t0) * 1e3)
             bar.update(1)
             bar.set_postfix(people=len(result), refresh=False)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        end.interrupted = exc
+    except OutputError as exc:
+        end.error = describe_error(exc)
+    else:
+        end.error = source.error
     finally:
         bar.close()
-    print(("interrupted after " if interrupted else "done: ") + stats.summary(), file=sys.stderr)
-    if interrupted:
-        return 130
-    if source.error:
-        print(f"error: {source.error}; the {stats.frames} frames before it were written", file=sys.stderr)
-        return 1
-    return 0
+    return stats, end
+
+
+def _report(stats: RunStats, end: RunEnd, kept: list[str], had_outputs: bool) -> int:
+    """The last line of the run says how it ended and, after an error, what was kept."""
+    if end.interrupted is not None:
+        print("interrupted after " + stats.summary(), file=sys.stderr)
+        return interrupt_exit_code(end.interrupted)
+    if end.error is None:
+        print("done: " + stats.summary(), file=sys.stderr)
+        return 0
+    print("stopped after " + stats.summary(), file=sys.stderr)
+    if kept:
+        saved = f"the {stats.frames} frames before it were kept in {', '.join(kept)}"
+    elif had_outputs:
+        saved = "no output was saved"
+    else:
+        saved = f"the {stats.frames} frames before it were processed"
+    print(f"error: {end.error}; {saved}", file=sys.stderr)
+    return 1
 
 
 def run_gui(args: argparse.Namespace, cfg: AppConfig) -> int:
@@ -239,12 +301,15 @@ def configure_logging() -> None:
         logging.getLogger(name).setLevel(logging.INFO)
 
 
-def main(argv: list[str] | None = None) -> int:
-    configure_logging()
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = _apply_flags(AppConfig.load(args.config), args)
-        return run_headless(args, cfg) if args.headless else run_gui(args, cfg)
-    except APP_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = _apply_flags(AppConfig.load(args.config), args)
+    check_paths(args)
+    return run_headless(args, cfg) if args.headless else run_gui(args, cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python main.py ...`: the exit code (0 done, 1 stopped by an error mid-run, 2 a mistake
+    found before the run, 130 / 143 Ctrl-C / SIGTERM)."""
+    configure_logging()
+    return run_cli(_run, argv, errors=APP_ERRORS)

@@ -80,12 +80,13 @@ class PersonDetector:
             )
         from ultralytics import YOLO
 
-        try:
+        try:  # Ultralytics loads lazily: reading `names` is what opens the file
             self.model = YOLO(str(path))
-        except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for a bad file
+            names = getattr(self.model, "names", {}) or {}
+        except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types (even asserts) for a bad file
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DetectorError(f"cannot load detector {path}: {first[:160]}") from None
-        names = getattr(self.model, "names", {}) or {}
+            hint = " (a .pth is SDPose pose weights: pass it with --weights)" if path.suffix == ".pth" else ""
+            raise DetectorError(f"cannot load detector {path}: {first[:160]}{hint}") from None
         if names and str(names.get(0, "")).lower() != "person":
             raise DetectorError(
                 f"{path.name}: class 0 is {names.get(0)!r}, not 'person'; use a COCO-trained model"

@@ -27,6 +27,7 @@ from sdpose_core.geometry import (
     warp_crops,
 )
 from sdpose_core.hardware import cpu_has_native_bf16
+from sdpose_core.keypoints import NUM_KEYPOINTS
 from sdpose_core.models import SDPose, build_model, load_model_config
 
 __all__ = ["PoseEngine", "EngineError", "DEFAULT_WEIGHTS", "cache_dir"]
@@ -96,6 +97,21 @@ class OnnxBackend:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
+
+    def check_io(self, path: Path, image_hw: tuple[int, int], heatmap_hw: tuple[int, int]) -> None:
+        """Run one blank crop now: a valid ONNX file of another network loads fine and would
+        otherwise fail on the first person found, long after the run started."""
+        wanted_in, wanted_out = (1, 3, *image_hw), (1, NUM_KEYPOINTS, *heatmap_hw)
+        advice = "not an SDPose pose model (export one with python -m sdpose_core.export)"
+        if len(self.session.get_inputs()) != 1:
+            raise EngineError(f"{path.name} takes {len(self.session.get_inputs())} inputs: {advice}")
+        try:
+            shape = tuple(np.shape(self(np.zeros(wanted_in, np.float32))))
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise EngineError(f"{path.name} does not take {wanted_in} crops ({first}): {advice}") from None
+        if shape != wanted_out:
+            raise EngineError(f"{path.name} returns {shape} for one crop, not {wanted_out}: {advice}")
 
 
 def _resolve_weights(model_name: str, weights: str | os.PathLike | None) -> Path:
@@ -176,9 +192,11 @@ class PoseEngine:
         if path.suffix == ".onnx":
             if backend != "onnx":
                 logger.info("weights are an ONNX file: using the onnx backend")
-            self.backend: Backend = OnnxBackend(path, device, threads)
+            onnx = OnnxBackend(path, device, threads)
+            onnx.check_io(path, model_cfg.image_size, model_cfg.heatmap_size)
+            self.backend: Backend = onnx
             self.backend_name = "onnx"
-            found = self.backend.variant
+            found = onnx.variant
             wanted = model_cfg.name
             if found and found != wanted:
                 raise EngineError(f"{path.name} holds {found}, not {wanted}: pass --model {found}")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from app.detector import Detections
+from app.limits import bounded, check_bounds, check_device
 from app.tracker import Tracker, box_iou
 from app.types import Frame, FrameResult
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
@@ -45,26 +46,30 @@ __all__ = [
 
 @dataclass
 class DetectorConfig:
-    imgsz: int = 640
-    conf: float = 0.3
-    iou: float = 0.6
-    max_people: int = 50
+    """The person detector's settings (`detector:` in `configs/app.yaml`, `--det-*` flags)."""
+
+    imgsz: int = bounded(640, 32, 4096)
+    conf: float = bounded(0.3, 0.0, 1.0)
+    iou: float = bounded(0.6, 0.0, 1.0)
+    max_people: int = bounded(50, 1)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 @dataclass
 class DetectionSchedule:
     """When to run the detector and how to carry boxes between detections."""
 
-    every: int = 5
+    every: int = bounded(5, 1)
     adaptive: bool = False
-    adaptive_max_every: int = 15
-    kpt_score: float = 0.3
-    min_kpts: int = 4
-    duplicate_iou: float = 0.6
+    adaptive_max_every: int = bounded(15, 1)
+    kpt_score: float = bounded(0.3, 0.0, 1.0)
+    min_kpts: int = bounded(4, 0, 17)
+    duplicate_iou: float = bounded(0.6, 0.0, 1.0)
 
     def __post_init__(self) -> None:
-        if self.every < 1 or self.adaptive_max_every < 1:
-            raise ValueError("detection intervals must be at least 1")
+        check_bounds(self)
 
 
 @dataclass
@@ -75,10 +80,14 @@ class AppConfig:
     backend: str = "onnx"
     device: str = "cpu"
     flip_test: bool = False
-    threads: int = 0
+    threads: int = bounded(0, 0, 1024)
     precision: str = "fp32"
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     detection: DetectionSchedule = field(default_factory=DetectionSchedule)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+        check_device(self.device)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> AppConfig:
@@ -286,7 +295,11 @@ class PosePipeline:
         unique = _suppress_duplicates(boxes, box_scores, s.duplicate_iou) if len(boxes) > 1 else slice(None)
         rows = rows[unique]
         return _Carried(
-            boxes[unique], box_scores[unique], ids[unique], keypoints[rows], scores[rows],
+            boxes[unique],
+            box_scores[unique],
+            ids[unique],
+            keypoints[rows],
+            scores[rows],
             people.detected_sizes[rows],
         )
 

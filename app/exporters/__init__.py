@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from app.exporters.base import OutputError, Writer
 from app.exporters.coco import CocoWriter, coco_entries
-from app.exporters.factory import FORMATS, close_writers, open_writers
+from app.exporters.factory import FORMATS, close_writers, finish_writers, open_writers
 from app.exporters.jsonl import JsonlWriter
 from app.exporters.openpose import OPENPOSE18_FROM_COCO17, OpenPoseWriter, openpose_dict
 from app.exporters.schema import frame_from_dict, frame_to_dict
@@ -25,6 +25,7 @@ __all__ = [
     "Writer",
     "close_writers",
     "coco_entries",
+    "finish_writers",
     "frame_from_dict",
     "frame_to_dict",
     "open_writers",

@@ -12,6 +12,7 @@ from typing import Any
 
 from app.exporters.base import WriterBase, atomic_write_text, output_error, prepare_file
 from app.exporters.schema import frame_to_dict
+from app.exporters.staging import StagedFile
 from app.types import FrameResult
 
 __all__ = ["CocoWriter", "coco_entries"]
@@ -43,7 +44,8 @@ class CocoWriter(WriterBase):
     A single JSON array cannot be appended safely, so an interrupted run keeps the last complete
     rewrite (at most ~`flush_interval` seconds lost). Entries are serialised once at `write`; the
     interval grows to 10x the last rewrite's duration so long videos don't spend their time on I/O.
-    `clock` is injectable for tests.
+    An existing file is replaced only by a finished run (`StagedFile`). `clock` is injectable for
+    tests.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class CocoWriter(WriterBase):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = prepare_file(path, option)
+        self._staged = StagedFile(self.path, option)
         self.image_id_offset = int(image_id_offset)
         self.flush_interval = float(flush_interval)
         self._option = option
@@ -62,6 +65,8 @@ class CocoWriter(WriterBase):
         self._chunks: list[str] = []
         self._dirty = False
         self._closed = False
+        self.frames_written = 0
+        self._frames_on_disk = 0
         self._interval = self.flush_interval
         self._last_flush = self._clock()
         self.flush(force=True)  # an empty but valid "[]" now, and proof that the directory is writable
@@ -74,6 +79,7 @@ class CocoWriter(WriterBase):
         for entry in coco_entries(result, self.image_id_offset):
             self._chunks.append(json.dumps(entry, separators=(",", ":"), allow_nan=False))
             self._dirty = True
+        self.frames_written += 1
         if self._clock() - self._last_flush >= self._interval:
             self.flush()
 
@@ -84,21 +90,28 @@ class CocoWriter(WriterBase):
         start = self._clock()
         text = "[\n" + ",\n".join(self._chunks) + "\n]\n" if self._chunks else "[]\n"
         try:
-            atomic_write_text(self.path, text, fsync=True)
+            atomic_write_text(self._staged.path, text, fsync=True)
         except OSError as e:
             raise output_error(self.path, e, self._option) from None
+        self._frames_on_disk = self.frames_written
         end = self._clock()
         self._dirty = False
         self._last_flush = end
         self._interval = max(self.flush_interval, 10.0 * (end - start))
 
-    def close(self) -> None:
-        """Final rewrite (idempotent)."""
+    def close(self, complete: bool = True) -> None:
+        """Final rewrite and put the file in place (idempotent). If the rewrite fails, the last
+        complete one is kept and the error raised."""
         if self._closed:
             return
-        self.flush()
         self._closed = True
-        logger.info("wrote %d COCO results to %s", len(self._chunks), self.path)
+        try:
+            self.flush()
+        except Exception:
+            self._staged.finish(self._frames_on_disk, complete=False)
+            raise
+        what = f"{self.frames_written} frames ({len(self._chunks)} COCO results)"
+        self._staged.finish(self.frames_written, complete, what)
 
     def __len__(self) -> int:
         return len(self._chunks)

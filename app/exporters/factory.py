@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from typing import Literal
 
 from app.draw import DrawStyle
@@ -13,9 +11,7 @@ from app.exporters.jsonl import JsonlWriter
 from app.exporters.openpose import OpenPoseWriter
 from app.exporters.video import VideoWriter
 
-__all__ = ["FORMATS", "open_writers", "close_writers"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["FORMATS", "open_writers", "close_writers", "finish_writers"]
 
 Format = Literal["jsonl", "coco", "openpose"]
 FORMATS: tuple[str, ...] = ("jsonl", "coco", "openpose")
@@ -52,20 +48,31 @@ def open_writers(
                 raise ValueError("a video needs the frame size (width, height)")
             writers.append(VideoWriter(save_video, fps, frame_size, style, paced=paced_video))
     except BaseException:
-        with contextlib.suppress(Exception):  # the open failure is the error worth reporting
-            close_writers(writers)
+        finish_writers(writers, complete=False)  # the open failure is the error worth reporting
         raise
     return writers
 
 
-def close_writers(writers: list[Writer]) -> None:
-    """Close every writer even if one fails; the first failure is re-raised after the rest close."""
-    first: Exception | None = None
+def finish_writers(writers: list[Writer], complete: bool = True) -> tuple[list[str], list[Exception]]:
+    """Close every writer even if one fails (each holds a file worth saving).
+
+    `complete=False`: the run ended early, so an existing file is kept as a backup
+    (`app.exporters.staging`). Returns the outputs that now hold frames and the failures."""
+    kept: list[str] = []
+    failures: list[Exception] = []
     for writer in writers:
         try:
-            writer.close()
-        except Exception as e:  # keep closing the others: each holds a file worth saving
-            logger.error("closing %s failed: %s", type(writer).__name__, e)
-            first = first or e
-    if first is not None:
-        raise first
+            writer.close(complete)
+        except Exception as e:  # noqa: BLE001 - reported by the caller, after the others are closed
+            failures.append(e)
+            continue
+        if writer.frames_written:
+            kept.append(str(getattr(writer, "path", None) or getattr(writer, "out_dir", "")))
+    return kept, failures
+
+
+def close_writers(writers: list[Writer], complete: bool = True) -> None:
+    """`finish_writers`, then the first failure is raised (after all are closed)."""
+    _, failures = finish_writers(writers, complete)
+    if failures:
+        raise failures[0]

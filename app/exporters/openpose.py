@@ -87,8 +87,8 @@ class OpenPoseWriter(WriterBase):
             raise output_error(path, e, self._option) from None
         self.frames_written += 1
 
-    def close(self) -> None:
-        """Nothing is held open; marks the writer closed (idempotent)."""
+    def close(self, complete: bool = True) -> None:
+        """Nothing is held open (each frame's file is whole); marks the writer closed (idempotent)."""
         if not self._closed:
             self._closed = True
             logger.info("wrote %d OpenPose files to %s", self.frames_written, self.out_dir)

@@ -1,23 +1,40 @@
-"""Annotated video via cv2.VideoWriter (mp4v for .mp4, MJPG for .avi: the codecs that work here)."""
+"""Annotated video via cv2.VideoWriter (mp4v for .mp4, MJPG for .avi: the codecs that work here).
+
+OpenCV never reports a failed write (a full disk leaves an mp4 without its index, which no
+player opens), so a closed video is read back: one that does not hold every frame written is
+removed and reported as an `OutputError`, never left behind as if it were fine.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import cv2
 import numpy as np
 
 from app.draw import DrawStyle, draw_poses
 from app.exporters.base import WriterBase, output_error, prepare_file
+from app.exporters.staging import StagedFile
 from app.types import FrameResult
 
-__all__ = ["VideoWriter", "FOURCC_BY_SUFFIX"]
+__all__ = ["VideoWriter", "FOURCC_BY_SUFFIX", "video_fourcc"]
 
 logger = logging.getLogger(__name__)
 
 # avc1/H264 fail with the pip OpenCV build (no licensed encoder); mp4v and MJPG work everywhere.
 FOURCC_BY_SUFFIX: dict[str, str] = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+LOW_SPACE_BYTES = 1 << 20  # less than this left on the disk: a video that could not be finished ran out
+
+
+def video_fourcc(path: str | os.PathLike[str], option: str = "--save-video") -> str:
+    """The codec for `path`'s extension; `OutputError` for one OpenCV cannot write here."""
+    fourcc = FOURCC_BY_SUFFIX.get(os.path.splitext(path)[1].lower())
+    if fourcc is None:
+        known = ", ".join(FOURCC_BY_SUFFIX)
+        raise output_error(path, f"unsupported video extension (use one of {known})", option)
+    return fourcc
 
 
 class VideoWriter(WriterBase):
@@ -41,28 +58,25 @@ class VideoWriter(WriterBase):
         option: str = "--save-video",
         paced: bool = False,
     ) -> None:
+        fourcc = video_fourcc(path, option)
         self.path = prepare_file(path, option)
-        fourcc = FOURCC_BY_SUFFIX.get(self.path.suffix.lower())
-        if fourcc is None:
-            known = ", ".join(FOURCC_BY_SUFFIX)
-            raise output_error(path, f"unsupported video extension (use one of {known})", option)
         width, height = (int(v) for v in frame_size)
         if width <= 0 or height <= 0 or not fps > 0:
             raise ValueError(f"video needs a positive size and fps, got {frame_size} at {fps} fps")
         self.frame_size = (width, height)
         self.style = style if style is not None else DrawStyle()
         self._option = option
-        existed = self.path.exists()
+        self._staged = StagedFile(self.path, option)
+        work = self._staged.path
         try:  # OpenCV only says "not opened"; a plain open first gives the real reason
-            self.path.open("ab").close()
+            work.open("ab").close()
         except OSError as e:
             raise output_error(path, e, option) from None
         self._writer = cv2.VideoWriter(
-            str(self.path), cv2.VideoWriter.fourcc(*fourcc), float(fps), (width, height)
+            str(work), cv2.VideoWriter.fourcc(*fourcc), float(fps), (width, height)
         )
         if not self._writer.isOpened():
-            if not existed:
-                self.path.unlink(missing_ok=True)
+            self._staged.discard()
             raise output_error(path, f"OpenCV cannot open a {fourcc} video writer", option)
         self._warned_resize = False
         self.frames_written = 0
@@ -98,12 +112,33 @@ class VideoWriter(WriterBase):
             self._writer.write(drawn)
         self.frames_written += repeats
 
-    def close(self) -> None:
-        """Finish the container (idempotent)."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-            logger.info("wrote %d frames to %s", self.frames_written, self.path)
+    def close(self, complete: bool = True) -> None:
+        """Finish the container, check that it plays, and put it in place (idempotent).
+
+        Raises `OutputError` (and removes the file) when it does not hold every frame written."""
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        problem = self._unplayable()
+        if problem:
+            self._staged.discard()
+            raise output_error(self.path, f"{problem}; the unfinished video was removed", self._option)
+        self._staged.finish(self.frames_written, complete)
+
+    def _unplayable(self) -> str | None:
+        """Why the finished file is not a playable video of `frames_written` frames, or None."""
+        if self.frames_written == 0:
+            return None
+        work = self._staged.path
+        cap = cv2.VideoCapture(str(work))
+        readable = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        if readable >= self.frames_written:
+            return None
+        if shutil.disk_usage(work.parent).free < LOW_SPACE_BYTES:
+            return "no space left on device"
+        return f"the video could not be finished ({readable} of {self.frames_written} frames readable)"
 
 
 def _scaled(result: FrameResult, size: tuple[int, int]) -> FrameResult:

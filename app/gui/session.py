@@ -116,6 +116,7 @@ class SessionLog:
     def start(self) -> None:
         """Begin a new session (a new source): earlier frames are forgotten."""
         self.close()
+        self.path.unlink(missing_ok=True)  # our own temp file: the new session starts it afresh
         self._writer = JsonlWriter(self.path, option="temporary folder")
         self.frames = 0
 

@@ -387,7 +387,12 @@ class PoseWorker(QObject):
     def _cmd_record_stop(self) -> None:
         if not self._recorder.active:
             return
-        writer = self._recorder.stop()
+        try:
+            writer = self._recorder.stop()
+        except OutputError as exc:  # the video could not be finished (a full disk): said, not raised
+            self.recording.emit(False, "")
+            self.error.emit(f"recording lost: {_one_line(exc)}")
+            return
         self.recording.emit(False, str(writer.path) if writer is not None else "")
         if writer is not None:
             self.message.emit(f"saved {writer.frames_written} frames to {writer.path}")

@@ -32,10 +32,32 @@ __all__ = [
     "SourceError",
     "StreamSource",
     "VideoFileSource",
+    "is_live_spec",
     "open_source",
 ]
 
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://")
+
+
+def _live_kind(text: str) -> int | str | None:
+    """The camera index or stream URL that `text` names, or None when it names a path.
+
+    Decided from the text alone: nothing is opened."""
+    lowered = text.lower()
+    if lowered == "webcam":
+        return 0
+    if lowered.startswith("webcam:") and lowered[7:].isdigit():
+        return int(lowered[7:])
+    if text.isdigit() and not Path(text).exists():  # a folder named "2024" is a folder
+        return int(text)
+    if lowered.startswith(STREAM_SCHEMES):
+        return text
+    return None
+
+
+def is_live_spec(spec: str | int | os.PathLike[str]) -> bool:
+    """Whether `spec` names a camera or a stream (frames on their own clock) rather than a path."""
+    return isinstance(spec, int) or _live_kind(os.fspath(spec).strip()) is not None
 
 
 def open_source(spec: str | int | os.PathLike[str], *, realtime: bool = False) -> Source:
@@ -50,15 +72,11 @@ def open_source(spec: str | int | os.PathLike[str], *, realtime: bool = False) -
     if isinstance(spec, int):
         return CameraSource(spec)
     text = os.fspath(spec).strip()
-    lowered = text.lower()
-    if lowered == "webcam":
-        return CameraSource(0)
-    if lowered.startswith("webcam:") and lowered[7:].isdigit():
-        return CameraSource(int(lowered[7:]))
-    if text.isdigit() and not Path(text).exists():  # a folder named "2024" is a folder
-        return CameraSource(int(text))
-    if lowered.startswith(STREAM_SCHEMES):
-        return StreamSource(text)
+    live = _live_kind(text)
+    if isinstance(live, int):
+        return CameraSource(live)
+    if live is not None:
+        return StreamSource(live)
     path = Path(text).expanduser()
     if path.is_dir():
         return ImageSource(path)
