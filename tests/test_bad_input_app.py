@@ -24,14 +24,17 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from PyQt6.QtCore import QTimer
 
 import app.cli
 from app.cli import main
 from app.exporters import jsonl as jsonl_module
-from app.gui.settings import SETTINGS_ENV
-from app.pipeline import PosePipeline
+from app.gui import MainWindow
+from app.gui.settings import SETTINGS_ENV, SettingsStore
+from app.pipeline import AppConfig, PosePipeline
 from tests.fakes import save_blob_checkpoint
 from tests.test_exporters import _unwritable_dir
+from tests.test_gui import FakeDetector
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -578,8 +581,53 @@ def settings_file(tmp_path, monkeypatch) -> Path:
     return path
 
 
+def test_window_with_wrong_shape_onnx_ends_instead_of_hanging(
+    vtest, tmp_path, capsys, caplog, qapp, settings_file
+):
+    other = _onnx(tmp_path / "other.onnx", [("x", [1, 3, 64, 64])], "Identity", [1, 3, 64, 64])
+    start = time.monotonic()
+    QTimer.singleShot(90_000, lambda: [w.close() for w in qapp.topLevelWidgets()])  # a hang fails, not stalls
+    code = main(["--source", vtest, "--weights", str(other), "--exit-after-frames", "3"])
+    err = capsys.readouterr().err
+    assert code == 1 and time.monotonic() - start < 80
+    assert "Traceback" not in err and "Traceback" not in caplog.text
+    assert "not an SDPose pose model" in caplog.text
+
+
 def test_window_refuses_a_recording_over_the_source(clip, weights, capsys, settings_file, no_model):
     keep = Precious(clip)
     code, err = _run(["--source", str(clip), "--weights", str(weights), "--save-video", str(clip)], capsys)
     _assert_one_error(code, err, 2, "same file as --source")
     assert keep.intact()
+
+
+def _window(qtbot, *argv: str) -> MainWindow:
+    args = app.cli.build_parser().parse_args(["--backend", "torch", "--source", "", *argv])
+    window = MainWindow(args, AppConfig.load(), SettingsStore(), detector_factory=FakeDetector, dialogs=False)
+    qtbot.addWidget(window)
+    return window
+
+
+def test_a_one_off_weights_flag_is_not_remembered(qtbot, weights, settings_file):
+    window = _window(qtbot, "--weights", str(weights), "--model", "sdpose_t")
+    assert window.settings.weights == str(weights), "the flag wins for this session"
+    window.close()
+    stored = SettingsStore().load()
+    assert stored.weights == "", "the next plain launch uses the bundled weights, not this file"
+
+
+def test_remembered_weights_that_no_longer_load_fall_back_to_the_bundled_ones(
+    qtbot, vtest, tmp_path, settings_file, caplog
+):
+    store = SettingsStore()
+    store.qsettings.setValue("weights", str(tmp_path / "moved_away.pth"))  # chosen in an earlier session
+    store.qsettings.sync()
+    window = _window(qtbot)
+    window.open_source(vtest)
+    qtbot.waitUntil(lambda: window.worker._pipeline is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: window.settings.weights == "", timeout=10_000)
+    assert "no longer loads" in caplog.text and "using the bundled weights" in caplog.text
+    assert window.controls.weights.text() == "bundled"
+    assert not window.errors, "a plain launch is not stranded"
+    window.close()
+    assert SettingsStore().load().weights == ""

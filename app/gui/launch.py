@@ -1,8 +1,9 @@
 """Start the desktop app: one `QApplication`, the main window, and a safety net for exceptions.
 
 An exception that escapes a slot would make PyQt abort the process; the hook installed here logs
-it and shows it in a dialog instead, so the window stays up. Ctrl+C in the terminal closes the
-window cleanly (the worker stops, settings are saved).
+it and shows it in a dialog instead, so the window stays up. Ctrl+C in the terminal, or SIGTERM,
+closes the window cleanly (the worker stops, a recording is finished, settings are saved) and the
+exit code says which signal it was (130, 143).
 """
 
 from __future__ import annotations
@@ -61,7 +62,13 @@ def run_app(args: argparse.Namespace, cfg: AppConfig) -> int:
         print(f"error: the window could not start: {exc}", file=sys.stderr)
         return 1
     install_excepthook(window)
-    previous_sigint = signal.signal(signal.SIGINT, lambda *_: window.close())
+    received: list[int] = []
+
+    def close_on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+        window.close()
+
+    previous = {sig: signal.signal(sig, close_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     heartbeat = QTimer()  # lets Python run its signal handlers while Qt's loop is in C++
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(250)
@@ -69,8 +76,9 @@ def run_app(args: argparse.Namespace, cfg: AppConfig) -> int:
         window.show()
         code = app.exec()
         window.shutdown()
-        return window.exit_code or code
+        return 128 + received[0] if received else window.exit_code or code
     finally:
         heartbeat.stop()
-        signal.signal(signal.SIGINT, previous_sigint)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sys.excepthook = previous_hook

@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.args, self.cfg = args, cfg
         self.store = store or SettingsStore()
-        self.settings = initial_settings(args, cfg, self.store)
+        self.settings, self.one_off = initial_settings(args, cfg, self.store)
         self.dialogs = dialogs
         self.frames_shown = 0
         self.errors: list[str] = []
@@ -187,10 +187,15 @@ class MainWindow(QMainWindow):
             self.cfg.precision,
         )
         schedule = replace(self.cfg.detection, every=s.det_every, adaptive=s.det_auto)
+        # remembered weights that no longer load give way to the bundled ones (a flag's do not)
+        remembered = spec.weights is not None or spec.model != self.cfg.model
+        flagged = "weights" in self.one_off or "model" in self.one_off
+        fallback = replace(spec, model=self.cfg.model, weights=None) if remembered and not flagged else None
         self.worker = PoseWorker(
             spec,
             detector_factory,
             schedule,
+            fallback=fallback,
             flip_test=s.flip_test,
             smoothing=s.smoothing,
             strength=s.strength,
@@ -329,9 +334,9 @@ class MainWindow(QMainWindow):
         status = self.statusBar()
         assert status is not None
         status.showMessage(f"Error: {text}", 15000)
-        if self.args.exit_after_frames:
+        if self.args.exit_after_frames:  # scripted: an error that stops playback ends the run
             self.exit_code = 1
-            if self.frames_shown == 0 and self.worker.state in (WorkerState.IDLE, WorkerState.ENDED):
+            if self.worker.state is not WorkerState.PLAYING:
                 self._finish()
             return
         if self.dialogs:
@@ -380,8 +385,10 @@ class MainWindow(QMainWindow):
     def _on_model(self, info: dict) -> None:
         """What really runs (a failed switch keeps the old model): shown, and remembered."""
         self.controls.set_engine(info["model"], info["backend"], info["flip_test"])
+        self.controls.set_weights_label(info["weights"] or None)
         s = self.settings
         s.model, s.backend, s.flip_test = info["model"], info["backend"], info["flip_test"]
+        s.weights = info["weights"]
 
     @pyqtSlot(bool, str)
     def _on_recording(self, on: bool, path: str) -> None:
@@ -456,7 +463,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
-        self.store.save(self.settings)
+        self.store.save(self.settings, self.one_off)
         self.store.save_geometry(self.saveGeometry(), self.saveState())
         if self.args.output and self.args.format == "jsonl":
             self.export_keypoints(self.args.output)  # the worker runs it before it stops

@@ -3,6 +3,10 @@
 Values are read back with types and defaults here, so a hand-edited or stale ini file can never
 hand the window a string where it expects a float. `SDPOSE_SETTINGS=path.ini` points the store at
 a file of its own (tests, portable installs) instead of the user's `~/.config/sdpose-app`.
+
+What the command line sets is a one-off: it wins for this session, but the store keeps what the
+user last chose in the window. Otherwise one `--weights other.pth` would silently become every
+later launch's default, and break them all once that file is moved.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from PyQt6.QtCore import QByteArray, QSettings
 
@@ -85,9 +91,15 @@ class SettingsStore:
             out.backend = ""
         return out
 
-    def save(self, values: GuiSettings) -> None:
+    def save(self, values: GuiSettings, one_off: Mapping[str, Any] | None = None) -> None:
+        """Store `values`, except a value that is still what the command line set (`one_off`):
+        the stored one stays."""
+        one_off = one_off or {}
         for f in fields(GuiSettings):
-            self.qsettings.setValue(f.name, getattr(values, f.name))
+            value = getattr(values, f.name)
+            if f.name in one_off and one_off[f.name] == value:
+                continue
+            self.qsettings.setValue(f.name, value)
         self.qsettings.sync()
 
     def geometry(self) -> tuple[QByteArray | None, QByteArray | None]:
@@ -123,8 +135,13 @@ def _coerce(raw: object, kind: type) -> object:
     return "" if raw is None else str(raw)
 
 
-def initial_settings(args: argparse.Namespace, cfg: AppConfig, store: SettingsStore) -> GuiSettings:
-    """Command-line flags win over remembered settings, which win over `configs/*.yaml`."""
+def initial_settings(
+    args: argparse.Namespace, cfg: AppConfig, store: SettingsStore
+) -> tuple[GuiSettings, dict[str, Any]]:
+    """Command-line flags win over remembered settings, which win over `configs/*.yaml`.
+
+    Returns the session's settings and the ones the flags set (pass them to `SettingsStore.save`,
+    which does not store them)."""
     smoothing = TrackerConfig.load().smoothing
     defaults = GuiSettings(
         smoothing=smoothing.kind,
@@ -136,15 +153,22 @@ def initial_settings(args: argparse.Namespace, cfg: AppConfig, store: SettingsSt
         flip_test=cfg.flip_test,
     )
     s = store.load(defaults)
-    s.model = args.model or s.model or cfg.model
-    s.backend = args.backend or s.backend or cfg.backend
+    flags: dict[str, Any] = {}
+    if args.model:
+        flags["model"] = args.model
+    if args.backend:
+        flags["backend"] = args.backend
     if args.flip_test is not None:
-        s.flip_test = bool(args.flip_test)
+        flags["flip_test"] = bool(args.flip_test)
     if args.smoothing:
-        s.smoothing = args.smoothing
+        flags["smoothing"] = args.smoothing
     if args.det_every == "auto":
-        s.det_auto = True
+        flags["det_auto"] = True
     elif args.det_every is not None and str(args.det_every).isdigit() and int(args.det_every) >= 1:
-        s.det_every, s.det_auto = int(args.det_every), False
-    s.weights = args.weights or s.weights
-    return s
+        flags["det_every"], flags["det_auto"] = int(args.det_every), False
+    if args.weights:
+        flags["weights"] = args.weights
+    s = replace(s, **flags)
+    s.model = s.model or cfg.model
+    s.backend = s.backend or cfg.backend
+    return s, flags

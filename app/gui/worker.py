@@ -62,7 +62,7 @@ class PoseWorker(QObject):
     state_changed = pyqtSignal(str)
     error = pyqtSignal(str)
     message = pyqtSignal(str)
-    model_ready = pyqtSignal(dict)  # {"model", "backend", "flip_test", "label"}
+    model_ready = pyqtSignal(dict)  # {"model", "backend", "flip_test", "weights", "label"}
     recording = pyqtSignal(bool, str)  # (on, path)
     exported = pyqtSignal(str, int)
     finished = pyqtSignal()
@@ -78,6 +78,7 @@ class PoseWorker(QObject):
         strength: float = 0.5,
         style: DrawStyle | None = None,
         max_speed: bool = False,
+        fallback: EngineSpec | None = None,
     ) -> None:
         super().__init__()
         self._commands: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue()
@@ -86,6 +87,7 @@ class PoseWorker(QObject):
         self._in_flight = 0
         self._held: FrameResult | None = None
         self._spec = spec
+        self._fallback = fallback  # tried once, with a note, if `spec` (remembered settings) fails
         self._detector_factory = detector_factory
         self._schedule = schedule
         self._flip = flip_test
@@ -233,6 +235,14 @@ class PoseWorker(QObject):
                 self._spec, self._flip, self._detector_factory, self._schedule, kind, strength
             )
         except BUILD_ERRORS as exc:
+            fallback, self._fallback = self._fallback, None
+            if fallback is not None and fallback != self._spec:
+                note = f"the remembered {self._spec.weights or self._spec.model} no longer loads"
+                note += f" ({_one_line(exc)}); using the bundled weights"
+                logger.warning("%s", note)
+                self.message.emit(note)
+                self._spec = fallback
+                return self._ensure_pipeline()
             self._build_error = _one_line(exc)
             self.error.emit(f"pose model not loaded: {self._build_error}")
             return None
@@ -281,7 +291,13 @@ class PoseWorker(QObject):
         self.stats.emit(snap)
 
     def _emit_model(self) -> None:
-        info = {"model": self._spec.model, "backend": self._spec.backend, "flip_test": self._flip}
+        spec = self._spec
+        info = {
+            "model": spec.model,
+            "backend": spec.backend,
+            "flip_test": self._flip,
+            "weights": spec.weights or "",
+        }
         self.model_ready.emit({**info, "label": self._label()})
         self.message.emit(f"pose model ready: {self._label()}")
 
@@ -362,6 +378,7 @@ class PoseWorker(QObject):
         """Model, backend or weights changed: rebuild the engine only; flip is a plain switch."""
         spec = replace(self._spec, model=model, backend=backend, weights=weights or None)
         self._flip = bool(flip_test)
+        self._fallback = None  # the user's own choice now: if it fails, that is said, not replaced
         if self._pipeline is None:
             self._spec, self._build_error = spec, None  # built (or retried) with the next frame
         elif spec != self._spec:
