@@ -21,8 +21,9 @@ import torch
 
 from sdpose_core import jsonio
 from sdpose_core.checkpoint import load_checkpoint
-from sdpose_core.cli import UserError, run_cli
+from sdpose_core.cli import ArgumentParser, UserError, positive_int, run_cli
 from sdpose_core.evaluation import coco_keypoint_eval, format_table, predict_dataset
+from sdpose_core.jsonio import check_outputs, output_error
 from sdpose_core.models import VARIANT_NAMES, build_model
 
 __all__ = ["main", "stats_path_for", "write_json_atomic"]
@@ -41,7 +42,7 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     try:
         return jsonio.write_json_atomic(path, data)
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise output_error(path, exc, "--output") from None
 
 
 def _pick_device(name: str | None) -> torch.device:
@@ -56,7 +57,8 @@ def _pick_device(name: str | None) -> torch.device:
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
-    """Fail in a second with one line, before the model is built or any image is read."""
+    """Fail in a second with one line, before the model is built or any image is read: the
+    outputs are checked now too, not after the whole set has been evaluated."""
     if not Path(args.ann).is_file():
         raise UserError(f"annotation file not found: {args.ann}")
     if not Path(args.data_root).is_dir():
@@ -65,8 +67,31 @@ def _check_inputs(args: argparse.Namespace) -> None:
         raise UserError(f"detection results file not found: {args.det}")
     if not Path(args.weights).is_file():
         raise UserError(f"checkpoint not found: {args.weights}")
-    if args.batch_size < 1 or args.workers < 0:
-        raise UserError("--batch-size must be at least 1 and --workers at least 0")
+    if args.workers < 0:
+        raise UserError("--workers must be at least 0")
+    stats = stats_path_for(args.output) if args.output else None  # both outputs, checked now
+    check_outputs(
+        {"--output": args.output, "--output (its .stats.json)": stats},
+        {"--ann": args.ann, "--det": args.det, "--weights": args.weights},
+    )
+
+
+def _check_images(dataset: Any, ann: str) -> None:
+    """Every image the evaluation will read is there: a missing one would otherwise stop a
+    data-loader worker mid-run with a traceback. Paths resolve as the dataset resolves them."""
+    from sdpose_core.data import DataError
+
+    missing: dict[str, None] = {}
+    for index in range(len(dataset)):
+        try:
+            dataset.image_path(index)
+        except DataError as exc:
+            missing[str(exc).removeprefix("image not found: ")] = None
+    if missing:
+        first = next(iter(missing))
+        raise UserError(
+            f"{len(missing)} image(s) listed in {ann} are missing, e.g. {first} (check --data-root)"
+        )
 
 
 def _build_dataset(args: argparse.Namespace) -> Any:
@@ -82,9 +107,7 @@ def _build_dataset(args: argparse.Namespace) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m sdpose_core.evaluate", description=__doc__.split("\n\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m sdpose_core.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--config", default="sdpose_t", help=f"variant ({', '.join(VARIANT_NAMES)}) or config YAML path"
     )
@@ -95,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--det-thr", type=float, default=0.0, help="drop detections scoring below this (official: 0.0)"
     )
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument(
         "--no-flip", action="store_true", help="skip the flip test (half the compute, lower AP)"
@@ -111,10 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _check_inputs(args)
     device = _pick_device(args.device)
+    dataset = _build_dataset(args)
+    _check_images(dataset, args.ann)
     model = build_model(args.config)
     load_checkpoint(model, args.weights)
     model.to(device)
-    dataset = _build_dataset(args)
     boxes = "detected" if args.det else "ground-truth"
     flip = "off" if args.no_flip else "on"
     logger.info(

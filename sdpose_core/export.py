@@ -9,10 +9,8 @@ file's metadata so the app can check it.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -20,7 +18,8 @@ import numpy as np
 import torch
 
 from sdpose_core.checkpoint import load_checkpoint
-from sdpose_core.cli import UserError, run_cli
+from sdpose_core.cli import ArgumentParser, UserError, run_cli
+from sdpose_core.jsonio import atomic_path, check_outputs, output_error
 from sdpose_core.models import VARIANT_NAMES, SDPose, build_model
 
 __all__ = ["export_onnx", "verify_onnx", "INPUT_NAME", "OUTPUT_NAME"]
@@ -37,14 +36,11 @@ def export_onnx(model: SDPose, output: str | os.PathLike, opset: int = 18) -> Pa
     from torch.export import Dim
 
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     h, w = model.cfg.image_size
     # A batch-2 example: with batch 1 the exporter silently freezes the batch axis.
     example = torch.zeros(2, 3, h, w)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(output) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
@@ -65,10 +61,6 @@ def export_onnx(model: SDPose, output: str | os.PathLike, opset: int = 18) -> Pa
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(proto, tmp)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return output
 
 
@@ -90,9 +82,7 @@ def verify_onnx(model: SDPose, path: str | os.PathLike, batch_sizes: tuple[int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sdpose_core.export", description=__doc__.split("\n\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m sdpose_core.export", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model", default="sdpose_t", help=f"variant ({', '.join(VARIANT_NAMES)}) or config path"
     )
@@ -102,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime parity check")
     args = parser.parse_args(argv)
 
+    check_outputs({"--output": args.output}, {"--weights": args.weights})  # before the export's minute
     model = build_model(args.model)
     if args.weights:
         load_checkpoint(model, args.weights)
@@ -110,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = export_onnx(model, args.output, args.opset)
     except OSError as exc:
-        raise UserError(f"cannot write {args.output}: {exc.strerror}") from None
+        raise output_error(args.output, exc, "--output") from None
     size_mb = path.stat().st_size / 2**20
     logger.info("wrote %s (%.1f MiB, variant %s)", path, size_mb, model.cfg.name)
     if not args.no_verify:

@@ -9,7 +9,6 @@ model's float32 on load. The recipe, epoch and metrics of the run are kept as me
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from sdpose_core.checkpoint import (
     read_checkpoint_file,
     save_payload,
 )
-from sdpose_core.cli import UserError, run_cli
+from sdpose_core.cli import ArgumentParser, UserError, run_cli
+from sdpose_core.jsonio import check_outputs
 
 __all__ = ["pack_weights"]
 
@@ -41,14 +41,13 @@ def pack_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = Tr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sdpose_core.pack_weights", description=__doc__.split("\n\n")[0]
-    )
+    parser = ArgumentParser(prog="python -m sdpose_core.pack_weights", description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", required=True)
     parser.add_argument("--dst", required=True)
     parser.add_argument("--half", action="store_true", help="store float16 tensors")
     parser.add_argument("--note", default="", help="a sentence saying what the weights are")
     args = parser.parse_args(argv)
+    check_outputs({"--dst": args.dst}, {"--src": args.src})  # packing over --src would lose its optimiser
     path = pack_weights(args.src, args.dst, args.half, args.note)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0

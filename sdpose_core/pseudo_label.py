@@ -579,7 +579,9 @@ def pseudo_label(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from sdpose_core.cli import ArgumentParser
+
+    parser = ArgumentParser(
         prog="python -m sdpose_core.pseudo_label",
         description="Write a COCO keypoint file from unlabelled images/videos with a teacher pose model.",
     )
@@ -659,14 +661,31 @@ def parse_orientations(text: str) -> tuple[float, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sdpose_core.cli import read_json
+    from sdpose_core.jsonio import check_outputs
+
     args = _parser().parse_args(argv)
     out_dir = Path(args.output_dir)
     target = out_dir / "annotations.json"
+    check_outputs({"--output-dir": out_dir}, folders=("--output-dir",))  # before any model loads
     if target.exists() and not args.overwrite:
         raise UserError(f"{target} exists; pass --overwrite or choose another --output-dir")
     if args.merge:
         if args.inputs or args.lsp or args.lspet or args.boxes:
             raise UserError("--merge cannot be combined with --inputs, --boxes, --lsp or --lspet")
+        for file in args.merge:  # every file's shape, before anything is written
+            data = read_json(file, "--merge file")
+            images = data.get("images") if isinstance(data, dict) else None
+            annotations = data.get("annotations", []) if isinstance(data, dict) else None
+            if not (
+                isinstance(images, list)
+                and isinstance(annotations, list)
+                and all(isinstance(i, dict) and {"id", "file_name"} <= i.keys() for i in images)
+                and all(isinstance(a, dict) and "image_id" in a for a in annotations)
+            ):
+                raise UserError(
+                    f"--merge file {file} is not a COCO keypoint file (images with id and file_name)"
+                )
         merged = merge_annotation_files(args.merge, target)
         print(
             f"merged {len(args.merge)} files: {len(merged['annotations'])} people on "
@@ -677,6 +696,12 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--orientation-accept must be in (0, 1], got {args.orientation_accept}")
     if args.every < 1 or (args.max_frames_per_video is not None and args.max_frames_per_video < 1):
         raise UserError("--every and --max-frames-per-video must be >= 1")
+    excluded = exclusion(args.exclude) if args.exclude else None
+    paths = [p for p in collect_inputs(args.inputs) if excluded is None or not excluded(p.stem)]
+    if paths and next(iter_frames(paths, args.every, 1), None) is None:  # stops at the first readable one
+        raise UserError(
+            f"none of the {len(paths)} input files could be read (damaged, or not images/videos?)"
+        )
     settings = LabelSettings(
         teacher=args.teacher,
         min_kpt_score=args.min_kpt_score,

@@ -441,7 +441,9 @@ def plot_log(log_path: Path, png_path: Path) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sdpose_core.train", description=__doc__.split("\n\n")[0])
+    from sdpose_core.cli import ArgumentParser, positive_int
+
+    p = ArgumentParser(prog="python -m sdpose_core.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="variant name or recipe YAML (configs/)")
     p.add_argument("--data-root", required=True, help="folder of the training images")
     p.add_argument("--train-ann", required=True, help="COCO keypoint annotation file for training")
@@ -449,14 +451,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--val-root", help="folder of the validation images (default: --data-root)")
     p.add_argument("--val-det", help="person detections (COCO results json) for validation boxes")
     p.add_argument("--work-dir", required=True, help="where logs, curves and checkpoints go")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="per GPU")
+    p.add_argument("--epochs", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int, help="per GPU")
     p.add_argument("--lr", type=float)
     p.add_argument("--workers", type=int)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/latest.pth")
     p.add_argument("--init-weights", help="start from these weights (fine-tuning)")
-    p.add_argument("--max-steps-per-epoch", type=int, help="cap on steps per epoch (quick runs)")
+    p.add_argument("--max-steps-per-epoch", type=positive_int, help="cap on steps per epoch (quick runs)")
     p.add_argument(
         "--cpu-amp",
         action="store_true",
@@ -479,7 +481,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sdpose_core.jsonio import check_outputs
+
     args = _parser().parse_args(argv)
+    # Before the recipe, the data and the model: a work dir that cannot take a checkpoint is
+    # found now, not when the first epoch ends.
+    check_outputs({"--work-dir": args.work_dir}, folders=("--work-dir",))
     recipe = load_recipe(args.config)
     overrides = {
         k: v
@@ -497,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, flag)
         if value and not Path(value).is_file():
             raise UserError(f"--{flag.replace('_', '-')}: file not found: {value}")
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}")
     if args.time_budget is not None and (args.time_budget <= 0 or args.resume):
         raise UserError("--time-budget needs a positive number of minutes and cannot go with --resume")
     if not Path(args.data_root).is_dir():
