@@ -125,11 +125,26 @@ def test_other_settings_need_redo(first_run, capsys) -> None:
     assert {p.name: p.read_bytes() for p in out.glob("*.jsonl")} == before
 
 
+def _frames_folder(video: Path, folder: Path, count: int) -> Path:
+    """A folder of JPEG frames, as image-sequence datasets come."""
+    import cv2
+
+    folder.mkdir()
+    capture = cv2.VideoCapture(str(video))
+    for i in range(count):
+        ok, image = capture.read()
+        assert ok
+        cv2.imwrite(str(folder / f"frame{i + 1}.jpg"), image)
+    capture.release()
+    return folder
+
+
 def test_a_corrupt_file_is_reported_and_the_rest_complete(tmp_path, videos, local_ray, capsys) -> None:
     broken = tmp_path / "holiday.mp4"
     broken.write_text("this is not a video")
+    _frames_folder(videos / "vtest.mp4", tmp_path / "street", 3)
     listing = tmp_path / "clips.txt"
-    listing.write_text(f"{videos / 'sports2d_demo.mp4'}\nholiday.mp4\n")
+    listing.write_text(f"{videos / 'sports2d_demo.mp4'}\nholiday.mp4\nstreet\n")
     out = tmp_path / "poses"
     argv = ["--inputs", str(listing), "--output-dir", str(out), "--format", "openpose", "--max-frames", "4"]
     code, err = _batch(argv, capsys)
@@ -142,9 +157,20 @@ def test_a_corrupt_file_is_reported_and_the_rest_complete(tmp_path, videos, loca
     assert rows["sports2d_demo"]["state"] == "done" and rows["sports2d_demo"]["frames"] == 4
     names = sorted(p.name for p in (out / "sports2d_demo").iterdir())
     assert names == [f"sports2d_demo_{i:012d}_keypoints.json" for i in range(4)], "as main.py names them"
+    assert rows["street"]["state"] == "done", "a folder of images is one input too"
+    assert sorted(p.name for p in (out / "street").iterdir()) == [
+        f"frame{i}_keypoints.json" for i in (1, 2, 3)
+    ]
     assert not (out / "holiday").exists() and not _leftovers(out)
-    code, err = _batch(argv, capsys)  # again: the finished clip is kept, the broken one tried again
-    assert code == 1 and "1 already complete, 1 to run" in err, err
+    code, err = _batch(argv, capsys)  # again: the finished inputs are kept, the broken one tried again
+    assert code == 1 and "2 already complete, 1 to run" in err, err
+    before = (out / "street").stat().st_mtime_ns
+    code, err = _batch([*argv, "--redo"], capsys)
+    assert code == 1 and "0 already complete, 3 to run" in err, err
+    assert (out / "street").stat().st_mtime_ns != before, "--redo makes complete outputs again"
+    assert sorted(p.name for p in (out / "street").iterdir()) == [
+        f"frame{i}_keypoints.json" for i in (1, 2, 3)
+    ]
 
 
 def _ancestors(pid: int) -> list[int]:
@@ -159,7 +185,7 @@ def _ancestors(pid: int) -> list[int]:
 def test_a_killed_worker_is_retried_and_the_output_is_complete(tmp_path, videos, references, model_cache):
     """The CLI as a user runs it (its own local Ray); the test kills one of that run's workers."""
     out = tmp_path / "poses"
-    frames = 60
+    frames = 90
     clips = [str(videos / f"{clip}.mp4") for clip in ("sports2d_demo", "vtest")]
     env = {**os.environ, "SDPOSE_CACHE": str(model_cache), "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
@@ -175,7 +201,8 @@ def test_a_killed_worker_is_retried_and_the_output_is_complete(tmp_path, videos,
                 row = _rows(out)["sports2d_demo"]
             except (OSError, ValueError, KeyError):
                 continue
-            if row["state"] == "running" and (row["frames"] or 0) >= 2:
+            assert row["state"] != "done", "the video finished before the test could kill its worker"
+            if row["state"] == "running" and (row["frames"] or 0) >= 1:
                 victim = int(row["worker"].rsplit(":", 1)[1])
         assert victim is not None, "the video was seen running"
         assert proc.pid in _ancestors(victim), "only a worker of this test's own Ray is killed"

@@ -12,9 +12,13 @@ run in which any input failed exits 1 (the manifest says which and why).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
@@ -194,6 +198,29 @@ def _summary_line(manifest: Manifest, names: set[str], totals: RunTotals) -> str
     return line
 
 
+_terminated = threading.Event()  # set by SIGTERM, which takes the Ctrl-C path (exit code 143)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (a scheduler, `kill`) raises KeyboardInterrupt, so tasks are
+    cancelled and a local Ray shut down as on Ctrl-C. Entered after `ray.init`, whose own handler
+    would abort the process and leave the manifest's running rows as they were."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> NoReturn:
+        _terminated.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _process(
     todo: list[ManifestRow], out_dir: Path, manifest: Manifest, cfg: AppConfig, args, pipe
 ) -> RunTotals:
@@ -206,7 +233,7 @@ def _process(
     threads = args.threads_per_worker
     workers = args.workers or max(1, (os.cpu_count() or 1) // threads)
     started = time.perf_counter()
-    with ray_session(address, workers * threads) as where:
+    with ray_session(address, workers * threads) as where, _sigterm_as_interrupt():
         import ray
 
         if address and not args.workers:
@@ -239,8 +266,10 @@ def run(argv: list[str] | None) -> int:
         manifest.save(manifest.counts())
         print(f"nothing to do (--redo runs them again); manifest: {manifest.path}", file=sys.stderr)
         return 0
-    totals = _process(todo, out_dir, manifest, cfg, args, pipe)
-    remove_stale_temps(finals)
+    try:
+        totals = _process(todo, out_dir, manifest, cfg, args, pipe)
+    finally:
+        remove_stale_temps(finals)  # tasks cancelled or killed leave their temporary outputs
     print(_summary_line(manifest, {str(i.source) for i in inputs}, totals), file=sys.stderr)
     for row in todo:
         if row.state == "failed":
@@ -258,4 +287,4 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished outputs are kept; run the same command again to go on", file=sys.stderr)
-        return 130
+        return 143 if _terminated.is_set() else 130
