@@ -35,6 +35,7 @@ from app.cli import build_parser as build_pipeline_parser
 from app.exporters import FORMATS
 from app.exporters.base import prepare_dir
 from app.pipeline import AppConfig
+from sdpose_core.cli import ArgumentParser, positive_int, print_error
 
 __all__ = ["main", "build_parser"]
 
@@ -42,22 +43,8 @@ __all__ = ["main", "build_parser"]
 PER_SOURCE_FLAGS = ("source", "output", "save_video", "realtime", "exit_after_frames", "screenshot")
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(text)
-
-
-class _Parser(argparse.ArgumentParser):
-    """A bad flag is one line (`error: ...`), not the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="python main.py batch",
         description="Pose keypoints for many videos or image folders, one Ray task each, on this machine "
         "or a Ray cluster. Finished outputs are kept: a re-run does only what is missing.",
@@ -86,13 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="inputs processed at once (default: this machine's or the cluster's CPUs / threads per worker)",
     )
     parser.add_argument(
         "--threads-per-worker",
-        type=_positive,
+        type=positive_int,
         default=1,
         metavar="N",
         help="CPUs each video reserves in Ray and runs its models with (main.py's --threads; default 1)",
@@ -198,7 +185,9 @@ def _summary_line(manifest: Manifest, names: set[str], totals: RunTotals) -> str
     return line
 
 
-_terminated = threading.Event()  # set by SIGTERM, which takes the Ctrl-C path (exit code 143)
+# Set by SIGTERM, which takes the Ctrl-C path (exit code 143). A flag rather than
+# sdpose_core.cli's Terminated type: Ray's wait and get re-raise a plain KeyboardInterrupt.
+_terminated = threading.Event()
 
 
 @contextlib.contextmanager
@@ -283,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
     except APP_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished outputs are kept; run the same command again to go on", file=sys.stderr)

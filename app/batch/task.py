@@ -31,11 +31,11 @@ from app.exporters import close_writers, open_writers
 from app.pipeline import AppConfig, PosePipeline
 from app.sources import SourceError, open_source
 from app.tracker import Tracker
+from sdpose_core.cli import describe_error
 
 __all__ = ["PipelineSpec", "VideoJob", "VideoResult", "run_video", "one_line"]
 
 REPORT_EVERY_S = 0.5  # how often a task posts its frame count to the progress board
-MAX_ERROR = 300  # characters of an error kept in the manifest
 
 
 @dataclass(frozen=True)
@@ -96,11 +96,9 @@ def _fresh_pipeline(spec: PipelineSpec) -> PosePipeline:
 
 
 def one_line(exc: BaseException, with_type: bool = False) -> str:
-    """An exception as one manifest line (library messages often span several)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if with_type and not text.startswith(type(exc).__name__):
-        text = f"{type(exc).__name__}: {text}"
-    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+    """An exception as one manifest line; `with_type` for the unexpected ones (a bug, Ray's own)."""
+    text = describe_error(exc)
+    return f"{type(exc).__name__}: {text}" if with_type and not text.startswith(type(exc).__name__) else text
 
 
 class _Reporter:
