@@ -269,6 +269,7 @@ def run(argv: list[str] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
+    _terminated.clear()
     try:
         return run(argv)
     except APP_ERRORS as exc:

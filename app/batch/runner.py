@@ -25,7 +25,7 @@ __all__ = ["BatchRun", "RunTotals", "TASK_RETRIES"]
 
 TASK_RETRIES = 3  # Ray re-runs a task this often when its worker process or machine dies
 POLL_S = 0.5  # progress bar and manifest refresh
-SAVE_RUNNING_EVERY_S = 2.0  # frame counts of running rows are saved at most this often
+SAVE_RUNNING_EVERY_S = 1.0  # frame counts of running rows are saved at most this often
 
 
 @dataclass
