@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.detector import DetectorError, PersonDetector
-from app.engine import EngineError, PoseEngine
+from app.engine import PRECISIONS, EngineError, PoseEngine
 from app.exporters import FORMATS, OutputError, finish_writers, open_writers
 from app.limits import device_flag, flag_type
 from app.pipeline import AppConfig, DetectorConfig, PosePipeline
@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=flag_type(AppConfig, "threads"), help="CPU threads for the pose model (0: all)"
     )
     model.add_argument(
-        "--precision", choices=("fp32", "bf16"), help="bf16: bfloat16 autocast (torch backend)"
+        "--precision",
+        choices=PRECISIONS,
+        help="bf16: bfloat16 autocast (torch backend); int8: quantized model (onnx backend)",
     )
 
     det = parser.add_argument_group("person detection and tracking")
@@ -133,7 +135,14 @@ def build_pipeline(
 ) -> PosePipeline:
     """Engine, detector and tracker from settings; raises the app's one-line errors."""
     engine = PoseEngine(
-        cfg.model, weights, cfg.backend, cfg.device, cfg.flip_test, cfg.threads or None, cfg.precision
+        cfg.model,
+        weights,
+        cfg.backend,
+        cfg.device,
+        cfg.flip_test,
+        cfg.threads or None,
+        cfg.precision,
+        cfg.int8,
     )
     detector = PersonDetector(
         detector_path,

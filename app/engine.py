@@ -19,27 +19,20 @@ import torch
 
 from sdpose_core.checkpoint import CheckpointError, load_checkpoint
 from sdpose_core.decode import decode_heatmaps, flip_back
-from sdpose_core.geometry import (
-    INPUT_SIZE,
-    boxes_to_center_scale,
-    get_affine_matrices,
-    normalize_crops,
-    warp_crops,
-)
+from sdpose_core.geometry import normalize_crops, person_crops
 from sdpose_core.hardware import cpu_has_native_bf16
 from sdpose_core.keypoints import NUM_KEYPOINTS
 from sdpose_core.models import SDPose, build_model, load_model_config
+from sdpose_core.quantize import QuantizeConfig
 
-__all__ = ["PoseEngine", "EngineError", "DEFAULT_WEIGHTS", "cache_dir"]
+__all__ = ["PoseEngine", "EngineError", "DEFAULT_WEIGHTS", "PRECISIONS", "cache_dir"]
 
 logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Bundled default weights per variant (issue 6 trains and ships them).
 DEFAULT_WEIGHTS = {"sdpose_t": ASSETS / "weights" / "sdpose_t_default.pth"}
-
-
-MIN_BOX_SIDE = 2.0  # pixels
+PRECISIONS = ("fp32", "bf16", "int8")  # bf16: torch autocast; int8: ONNX Runtime, quantized
 
 
 class EngineError(RuntimeError):
@@ -77,6 +70,8 @@ class OnnxBackend:
     def __init__(self, path: Path, device: str, threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        from sdpose_core.quantize import PRECISION_KEY
+
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -92,8 +87,11 @@ class OnnxBackend:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise EngineError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:160]}") from None
+        self.path = path
         self.input_name = self.session.get_inputs()[0].name
-        self.variant = self.session.get_modelmeta().custom_metadata_map.get("sdpose_variant")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.variant = meta.get("sdpose_variant")
+        self.precision = meta.get(PRECISION_KEY, "fp32")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
@@ -131,10 +129,10 @@ def _resolve_weights(model_name: str, weights: str | os.PathLike | None) -> Path
 
 def _export_cached(model: SDPose, weights: Path) -> Path:
     """Export `model` to ONNX once per weights file; later runs reuse the file."""
-    from sdpose_core.export import export_onnx
+    from sdpose_core.export import GRAPH_VERSION, export_onnx
 
     stat = weights.stat()
-    identity = f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{model.cfg}"
+    identity = f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{model.cfg}:{GRAPH_VERSION}"
     key = hashlib.sha1(identity.encode()).hexdigest()
     path = cache_dir() / f"{model.cfg.name}-{key[:16]}.onnx"
     if not path.is_file():
@@ -152,6 +150,29 @@ def _export_cached(model: SDPose, weights: Path) -> Path:
     return path
 
 
+def _quantized_cached(fp32: Path, cfg: QuantizeConfig) -> Path:
+    """The int8 model of an fp32 `.onnx`, quantized once and kept beside it (or beside the
+    other exports in the cache when the fp32 file lies in a folder we should not write to)."""
+    from sdpose_core.cli import UserError
+    from sdpose_core.quantize import cache_name, quantize_onnx
+
+    path = cache_name(fp32, cfg)
+    if fp32.parent.resolve() != cache_dir().resolve():
+        path = cache_dir() / path.name
+    if not path.is_file():
+        what = f"{cfg.mode}, {cfg.crops} calibration crops"
+        logger.info("quantizing %s to int8 (once, %s): %s", fp32.name, what, path)
+        try:
+            quantize_onnx(fp32, path, cfg)
+        except UserError as exc:
+            raise EngineError(str(exc)) from None
+        except OSError as exc:
+            raise EngineError(
+                f"cannot write the int8 model {path} ({exc.strerror}): set SDPOSE_CACHE to a writable folder"
+            ) from None
+    return path
+
+
 class PoseEngine:
     """`engine.estimate(frame_bgr, boxes_xyxy) -> (keypoints (N,17,2), scores (N,17))`, float32.
 
@@ -163,7 +184,9 @@ class PoseEngine:
         device: "cpu" or "cuda".
         flip_test: average with the mirrored crop (twice the compute, a little more accurate).
         threads: CPU threads for the backend (None: library default).
-        precision: "fp32" or "bf16" (torch backend only: bfloat16 autocast).
+        precision: "fp32", "bf16" (torch backend only: bfloat16 autocast) or "int8" (ONNX
+            Runtime only: the exported model quantized once, calibrated on training-pool people).
+        int8: how int8 is calibrated (`int8:` in `configs/app.yaml`); None: the defaults.
     """
 
     def __init__(
@@ -175,13 +198,16 @@ class PoseEngine:
         flip_test: bool = False,
         threads: int | None = None,
         precision: str = "fp32",
+        int8: QuantizeConfig | None = None,
     ) -> None:
         if backend not in ("torch", "onnx"):
             raise EngineError(f"unknown backend {backend!r}: use torch or onnx")
-        if precision not in ("fp32", "bf16"):
-            raise EngineError(f"unknown precision {precision!r}: use fp32 or bf16")
+        if precision not in PRECISIONS:
+            raise EngineError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
         if precision == "bf16" and backend != "torch":
             raise EngineError("bf16 runs on the torch backend: add --backend torch")
+        if precision == "int8" and backend != "onnx":
+            raise EngineError("int8 runs on the onnx backend: add --backend onnx")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EngineError("CUDA was requested but is not available here: use --device cpu")
         model_cfg = load_model_config(model)  # a typo in the variant name fails before anything loads
@@ -189,10 +215,14 @@ class PoseEngine:
         self.flip_test = flip_test
         self.weights = path
         self.last_timings: dict[str, float] = {}
+        self.precision = precision
         if path.suffix == ".onnx":
             if backend != "onnx":
                 logger.info("weights are an ONNX file: using the onnx backend")
             onnx = OnnxBackend(path, device, threads)
+            if precision == "int8" and onnx.precision != "int8":
+                onnx = OnnxBackend(_quantized_cached(path, int8 or QuantizeConfig()), device, threads)
+            self.precision = onnx.precision  # a quantized file runs as int8 whatever was asked
             onnx.check_io(path, model_cfg.image_size, model_cfg.heatmap_size)
             self.backend: Backend = onnx
             self.backend_name = "onnx"
@@ -214,19 +244,17 @@ class PoseEngine:
         if threads:
             torch.set_num_threads(threads)
         if backend == "onnx":
-            self.backend = OnnxBackend(_export_cached(net, path), device, threads)
+            exported = _export_cached(net, path)
+            if precision == "int8":
+                exported = _quantized_cached(exported, int8 or QuantizeConfig())
+            self.backend = OnnxBackend(exported, device, threads)
         else:
             self.backend = TorchBackend(net, device, precision)
         self.backend_name = backend  # what actually runs (".onnx" weights force "onnx" above)
 
     def preprocess(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, ...]:
         """Crops (N or 2N, 3, 256, 192) plus the crops' centers and scales (N, 2)."""
-        boxes = boxes_xyxy.copy()
-        # A degenerate box (zero width or height) would make the crop transform singular.
-        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + MIN_BOX_SIDE)
-        centers, scales = boxes_to_center_scale(boxes)
-        matrices = get_affine_matrices(centers, scales, None, INPUT_SIZE)
-        crops = warp_crops(frame_bgr, matrices, INPUT_SIZE)
+        crops, centers, scales = person_crops(frame_bgr, boxes_xyxy)
         if self.flip_test:
             crops = np.concatenate([crops, crops[:, :, ::-1]])
         return normalize_crops(crops), centers, scales

@@ -28,6 +28,7 @@ from app.limits import bounded, check_bounds, check_device
 from app.tracker import Tracker, box_iou
 from app.types import Frame, FrameResult
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
+from sdpose_core.quantize import QuantizeConfig
 
 MIN_PERSON_SPREAD = 8.0  # pixels: the confident joints of a tracked person span at least this
 
@@ -74,7 +75,7 @@ class DetectionSchedule:
 
 @dataclass
 class AppConfig:
-    """`configs/app.yaml`: engine, detector and detection-schedule defaults."""
+    """`configs/app.yaml`: engine (and its int8 calibration), detector and detection-schedule defaults."""
 
     model: str = "sdpose_t"
     backend: str = "onnx"
@@ -82,6 +83,7 @@ class AppConfig:
     flip_test: bool = False
     threads: int = bounded(0, 0, 1024)
     precision: str = "fp32"
+    int8: QuantizeConfig = field(default_factory=QuantizeConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     detection: DetectionSchedule = field(default_factory=DetectionSchedule)
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_accuracy.py [--weights PATH] [--model sdpose_t] [--flip-test]
         [--backend onnx|torch] [--threads 1] [--with-yolo] [--per-person] [--json PATH] [--self-check]
+        [--compare-int8 [qdq/channel qdq/tensor ...]]
 
 Top-down with ground-truth boxes: every model gets the same GT person boxes (xyxy) of every
 image in `shared/data/` `coco_sample` and `humanart` (COCO-17), `crowdpose` (CrowdPose-14),
@@ -27,6 +28,10 @@ the box. These are inverted, mid-air and crouched athletes, where the teacher is
 `--with-yolo` adds YOLO11n-pose run on the full image, matched to GT boxes by IoU (an unmatched
 person scores 0). `--self-check` scores the GT keypoints themselves (must give 1.0 and 1.0)
 and loads no model. Forty-one people: read the numbers as a sanity check, not a benchmark.
+
+`--compare-int8` scores ONNX Runtime fp32 against `--precision int8` of the same `--weights`
+(each MODE given, quantized and cached as the app does) on both tables, and prints what int8
+loses in mean OKS and PCK and how many pixels its keypoints lie from fp32's.
 """
 
 from __future__ import annotations
@@ -262,8 +267,9 @@ def ground_truth_predictor():
     return predict
 
 
-def engine_predictor(args):
+def engine_predictor(args, precision: str = "fp32", int8_mode: str | None = None):
     from app.engine import EngineError, PoseEngine
+    from sdpose_core.quantize import QuantizeConfig
 
     try:
         engine = PoseEngine(
@@ -272,10 +278,15 @@ def engine_predictor(args):
             backend=args.backend,
             flip_test=args.flip_test,
             threads=args.threads,
+            precision=precision,
+            int8=QuantizeConfig.load().with_mode(int8_mode) if int8_mode else None,
         )
     except EngineError as exc:
         raise SystemExit(f"error: {exc}") from None
-    print(f"ours: {engine.model_name} weights={engine.weights} backend={args.backend} flip={args.flip_test}")
+    print(
+        f"ours: {engine.model_name} weights={engine.weights} backend={engine.backend_name} "
+        f"precision={engine.precision}{f' {int8_mode}' if int8_mode else ''} flip={args.flip_test}"
+    )
 
     def predict(image, boxes, people):
         keypoints, _ = engine.estimate(image, boxes.astype(np.float32))
@@ -320,6 +331,64 @@ def yolo_predictor(args, matched: list[int]):
         return out
 
     return predict
+
+
+def recorded(predict, store: list[np.ndarray]):
+    """`predict` that also appends each person's keypoints (17, 2) to `store`, in call order."""
+
+    def wrapper(image, boxes, people):
+        out = predict(image, boxes, people)
+        store.extend(np.asarray(p, dtype=np.float64) for p in out)
+        return out
+
+    return wrapper
+
+
+def distance_summary(a: list[np.ndarray], b: list[np.ndarray]) -> str:
+    """Pixel distance between two models' keypoints of the same people, all joints pooled:
+    "mean / p95 / max" ("-" when nobody was scored)."""
+    if not a:
+        return "-"
+    d = np.linalg.norm(np.stack(a) - np.stack(b), axis=-1).reshape(-1)
+    return f"{d.mean():.2f} / {np.percentile(d, 95):.2f} / {d.max():.1f}"
+
+
+def compare_int8(args, datasets: dict[str, list[Image]], lspet: list[Image]) -> str:
+    """fp32 against int8 of the same weights (ONNX Runtime), on the held-out people and LSPET:
+    mean OKS and PCK of each, what int8 loses, and how far its keypoints lie from fp32's."""
+    runs = [("fp32", "fp32", None), *((f"int8 {mode}", "int8", mode) for mode in args.compare_int8)]
+    rows: dict[str, dict] = {}
+    lspet_rows: dict[str, dict] = {}
+    kept: dict[str, tuple[list, list]] = {}
+    for label, precision, mode in runs:
+        predict, held, val = engine_predictor(args, precision, mode), [], []
+        if datasets:
+            rows[label] = evaluate(recorded(predict, held), datasets)
+        if lspet:
+            lspet_rows[label] = evaluate_torso_pck(recorded(predict, val), lspet)
+        kept[label] = (held, val)
+    lines = []
+    if rows:
+        lines += ["", format_table(rows, [*datasets, "all"], None)]
+    if lspet_rows:
+        lines += ["", f"LSPET validation (im08501-im09000, {len(lspet)} people, whole image as the box):"]
+        lines.append(format_lspet(lspet_rows))
+    nan = float("nan")
+    lines += [
+        "",
+        "int8 against fp32 of the same weights (goal: at most 0.01 lost); keypoints to fp32 in pixels",
+        f"{'model':<22} | OKS lost | PCK lost | LSPET PCK lost | "
+        "held-out mean / p95 / max | LSPET mean / p95 / max",
+    ]
+    for label, *_ in runs[1:]:
+        oks_lost = rows["fp32"]["all"]["oks"] - rows[label]["all"]["oks"] if rows else nan
+        pck_lost = rows["fp32"]["all"]["pck"] - rows[label]["all"]["pck"] if rows else nan
+        lspet_lost = lspet_rows["fp32"]["pck"] - lspet_rows[label]["pck"] if lspet_rows else nan
+        held, val = (distance_summary(kept["fp32"][i], kept[label][i]) for i in (0, 1))
+        lines.append(
+            f"{label:<22} | {oks_lost:+8.4f} | {pck_lost:+8.4f} | {lspet_lost:+14.4f} | {held:>25} | {val}"
+        )
+    return "\n".join(lines)
 
 
 def evaluate(predict, datasets: dict[str, list[Image]]) -> dict[str, dict]:
@@ -477,6 +546,13 @@ def main() -> int:
     parser.add_argument(
         "--lspet-only", action="store_true", help="only the LSPET validation table (choosing checkpoints)"
     )
+    parser.add_argument(
+        "--compare-int8",
+        nargs="*",
+        metavar="MODE",
+        help="score fp32 and int8 of the same --weights (ONNX Runtime) instead of the teacher; MODEs "
+        "as qdq/channel (default: the one in configs/app.yaml)",
+    )
     args = parser.parse_args()
     if (args.train_ann is None) != (args.train_root is None):
         parser.error("--train-ann and --train-root go together")
@@ -492,6 +568,13 @@ def main() -> int:
     lspet_rows: dict[str, dict] = {}
     lspet = [] if args.no_lspet else load_lspet_validation()
     diff = None
+    if args.compare_int8 is not None:
+        from sdpose_core.quantize import QuantizeConfig
+
+        args.backend = "onnx"
+        args.compare_int8 = args.compare_int8 or [QuantizeConfig.load().mode]
+        print(compare_int8(args, datasets, lspet))
+        return 0
     if args.self_check:
         rows["ground truth (self-check)"] = evaluate(ground_truth_predictor(), datasets)
         if lspet:

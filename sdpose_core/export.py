@@ -22,12 +22,15 @@ from sdpose_core.cli import ArgumentParser, UserError, run_cli
 from sdpose_core.jsonio import atomic_path, check_outputs, output_error
 from sdpose_core.models import VARIANT_NAMES, SDPose, build_model
 
-__all__ = ["export_onnx", "verify_onnx", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = ["export_onnx", "verify_onnx", "INPUT_NAME", "OUTPUT_NAME", "GRAPH_VERSION"]
 
 logger = logging.getLogger(__name__)
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "heatmaps"
+# Bumped when the exported graph changes for the same weights, so that cached exports are
+# redone (2: the patch embedding is a strided convolution, not a permute and a MatMul).
+GRAPH_VERSION = 2
 
 
 def export_onnx(model: SDPose, output: str | os.PathLike, opset: int = 18) -> Path:

@@ -27,6 +27,7 @@ __all__ = [
     "get_affine_matrices",
     "apply_affine",
     "warp_crops",
+    "person_crops",
     "normalize_crops",
     "heatmap_to_image_coords",
 ]
@@ -34,6 +35,7 @@ __all__ = [
 INPUT_SIZE: tuple[int, int] = (192, 256)  # network crop (w, h)
 HEATMAP_SIZE: tuple[int, int] = (48, 64)  # heatmap (w, h), stride 4
 PIXEL_STD: float = 200.0  # MMPose's scale unit: scale 1.0 == 200 pixels
+MIN_BOX_SIDE: float = 2.0  # pixels: a thinner box would make the crop transform singular
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)  # RGB
@@ -191,6 +193,16 @@ def warp_crops(
     for i, matrix in enumerate(matrices):
         cv2.warpAffine(image_bgr, matrix, (out_w, out_h), dst=out[i], flags=cv2.INTER_LINEAR)
     return out
+
+
+def person_crops(image_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The network's uint8 crops (N, 256, 192, 3) of N person boxes, with their centers and
+    scales (N, 2): the app and int8 calibration cut people out the same way."""
+    boxes = np.array(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + MIN_BOX_SIDE)
+    centers, scales = boxes_to_center_scale(boxes)
+    matrices = get_affine_matrices(centers, scales, None, INPUT_SIZE)
+    return warp_crops(image_bgr, matrices, INPUT_SIZE), centers, scales
 
 
 def _normalize_lut() -> np.ndarray:

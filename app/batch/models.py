@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.detector import PersonDetector
-from app.engine import PoseEngine, _export_cached, cache_dir
+from app.engine import OnnxBackend, PoseEngine, _export_cached, cache_dir
 from app.pipeline import AppConfig
 
 __all__ = ["ShippedFile", "prepare_pose_file", "check_detector", "ship", "file_digest"]
@@ -38,13 +38,15 @@ def prepare_pose_file(cfg: AppConfig, weights: str | None) -> Path:
     The weights load once (an `EngineError` names a missing file or the right `--model`); for the
     ONNX backend a `.pth` is exported once (or found in the cache). The engine is then built as a
     worker builds it (on the CPU: a driver need not have the workers' GPU), so flag clashes such
-    as bf16 with ONNX fail here rather than once per video."""
+    as bf16 with ONNX fail here rather than once per video. With `--precision int8` the file is
+    the quantized one."""
     engine = PoseEngine(cfg.model, weights, "torch", "cpu")
     path = engine.weights
     if cfg.backend == "onnx" and path.suffix != ".onnx":
         path = _export_cached(engine.backend.model, path)
-    PoseEngine(cfg.model, path, cfg.backend, "cpu", cfg.flip_test, 1, cfg.precision)
-    return path
+    final = PoseEngine(cfg.model, path, cfg.backend, "cpu", cfg.flip_test, 1, cfg.precision, cfg.int8)
+    # int8: ship the quantized file, which workers run as it is (they never calibrate)
+    return final.backend.path if isinstance(final.backend, OnnxBackend) else path
 
 
 def check_detector(path: str | None, cfg: AppConfig) -> Path | None:

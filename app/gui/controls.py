@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.models import BACKEND_CHOICES
 from app.gui.settings import GuiSettings
 from sdpose_core.models import VARIANT_NAMES
 
@@ -118,8 +119,8 @@ class ControlsPanel(QWidget):
         self.model = QComboBox()
         self.model.addItems(VARIANT_NAMES)
         self.backend = QComboBox()
-        self.backend.addItem("PyTorch", "torch")
-        self.backend.addItem("ONNX Runtime", "onnx")
+        for key, text in BACKEND_CHOICES.items():
+            self.backend.addItem(text, key)
         self.flip = QCheckBox("Flip test (2x compute)")
         self.weights = QLabel("bundled")
         self.weights.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

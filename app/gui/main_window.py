@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
             s.weights or None,
             self.cfg.threads or None,
             self.cfg.precision,
+            self.cfg.int8,
         )
         schedule = replace(self.cfg.detection, every=s.det_every, adaptive=s.det_auto)
         # remembered weights that no longer load give way to the bundled ones (a flag's do not)

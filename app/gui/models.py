@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.detector import DetectorError, PersonDetector
@@ -19,9 +19,12 @@ from app.smoothing import KalmanSmoother, KeypointSmoother, NoSmoother, OneEuroS
 from app.sources import SourceError
 from app.tracker import Tracker, TrackerConfig
 from sdpose_core.cli import EXPECTED_ERRORS
+from sdpose_core.quantize import QuantizeConfig
 
 __all__ = [
+    "BACKEND_CHOICES",
     "BUILD_ERRORS",
+    "backend_choice",
     "DetectorFactory",
     "EngineSpec",
     "build_engine",
@@ -39,6 +42,18 @@ BUILD_ERRORS = (*EXPECTED_ERRORS, EngineError, DetectorError, SourceError, Value
 
 DetectorFactory = Callable[[], Callable[[Any], Any]]
 
+# The window's backend entries: ONNX Runtime's int8 model is a backend choice of its own there.
+BACKEND_CHOICES: dict[str, str] = {
+    "torch": "PyTorch",
+    "onnx": "ONNX Runtime",
+    "onnx-int8": "ONNX Runtime int8",
+}
+
+
+def backend_choice(backend: str, precision: str) -> str:
+    """The window's entry for a backend and precision of `configs/app.yaml` or the flags."""
+    return "onnx-int8" if backend == "onnx" and precision == "int8" else backend
+
 
 @dataclass(frozen=True)
 class EngineSpec:
@@ -50,22 +65,36 @@ class EngineSpec:
     weights: str | None
     threads: int | None = None
     precision: str = "fp32"
+    int8: QuantizeConfig = field(default_factory=QuantizeConfig)
 
     @classmethod
     def from_config(cls, cfg: AppConfig, weights: str | None) -> EngineSpec:
-        return cls(cfg.model, cfg.backend, cfg.device, weights or None, cfg.threads or None, cfg.precision)
+        backend = backend_choice(cfg.backend, cfg.precision)
+        threads = cfg.threads or None
+        return cls(cfg.model, backend, cfg.device, weights or None, threads, cfg.precision, cfg.int8)
+
+    def engine_args(self) -> tuple[str, str]:
+        """(backend, precision) for `PoseEngine`: the window's entry decides ONNX's precision,
+        the config's bf16 applies to torch only."""
+        if self.backend == "onnx-int8":
+            return "onnx", "int8"
+        return self.backend, "bf16" if self.backend == "torch" and self.precision == "bf16" else "fp32"
 
     def label(self, engine: PoseEngine | None = None) -> str:
-        """What runs: the engine's real backend when built (".onnx" weights force ONNX)."""
-        backend = engine.backend_name if engine is not None else self.backend
-        precision = " · bf16" if self.precision == "bf16" and backend == "torch" else ""
-        return f"{self.model} · {backend}{precision} · {self.device}"
+        """What runs: the engine's real backend and precision when built (".onnx" weights force
+        ONNX, and a quantized file runs as int8)."""
+        backend, precision = self.engine_args()
+        if engine is not None:
+            backend, precision = engine.backend_name, engine.precision
+        shown = f" · {precision}" if precision != "fp32" else ""
+        return f"{self.model} · {backend}{shown} · {self.device}"
 
 
 def build_engine(spec: EngineSpec, flip_test: bool) -> PoseEngine:
     """A new engine; raises `EngineError` / `ConfigError` / `CheckpointError` with one line."""
-    precision = spec.precision if spec.backend == "torch" else "fp32"  # bf16 is a torch feature
-    return PoseEngine(spec.model, spec.weights, spec.backend, spec.device, flip_test, spec.threads, precision)
+    backend, precision = spec.engine_args()
+    args = (spec.model, spec.weights, backend, spec.device, flip_test, spec.threads, precision, spec.int8)
+    return PoseEngine(*args)
 
 
 def default_detector_factory(cfg: AppConfig, path: str | None) -> DetectorFactory:

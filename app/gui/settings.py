@@ -20,6 +20,7 @@ from typing import Any
 
 from PyQt6.QtCore import QByteArray, QSettings
 
+from app.gui.models import BACKEND_CHOICES, backend_choice
 from app.pipeline import AppConfig
 from app.tracker import TrackerConfig
 
@@ -87,7 +88,7 @@ class SettingsStore:
         out.det_every = min(max(out.det_every, 1), 60)
         if out.smoothing not in SMOOTHING_KINDS:
             out.smoothing = "kalman"
-        if out.backend not in ("", "torch", "onnx"):
+        if out.backend not in ("", *BACKEND_CHOICES):
             out.backend = ""
         return out
 
@@ -149,15 +150,15 @@ def initial_settings(
         det_every=cfg.detection.every,
         det_auto=cfg.detection.adaptive,
         model=cfg.model,
-        backend=cfg.backend,
+        backend=backend_choice(cfg.backend, cfg.precision),
         flip_test=cfg.flip_test,
     )
     s = store.load(defaults)
     flags: dict[str, Any] = {}
     if args.model:
         flags["model"] = args.model
-    if args.backend:
-        flags["backend"] = args.backend
+    if args.backend or args.precision:  # --precision int8 picks the window's "ONNX Runtime int8"
+        flags["backend"] = backend_choice(args.backend or cfg.backend, args.precision or cfg.precision)
     if args.flip_test is not None:
         flags["flip_test"] = bool(args.flip_test)
     if args.smoothing:
@@ -170,5 +171,5 @@ def initial_settings(
         flags["weights"] = args.weights
     s = replace(s, **flags)
     s.model = s.model or cfg.model
-    s.backend = s.backend or cfg.backend
+    s.backend = s.backend or backend_choice(cfg.backend, cfg.precision)
     return s, flags
