@@ -116,13 +116,14 @@ def _file_id(path: str | None) -> str:
 
 
 def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"detection": {"every": 5}} -> {"detection.every": 5}: a changed setting is then named alone."""
+    """{"detection": {"every": 5}} -> {"detection.every": 5}: a changed setting is then named alone.
+    Tuples become lists, as the manifest's JSON reads them back."""
     flat: dict[str, Any] = {}
     for key, value in record.items():
         if isinstance(value, dict):
             flat.update(_flat(value, f"{prefix}{key}."))
         else:
-            flat[f"{prefix}{key}"] = value
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
     return flat
 
 
