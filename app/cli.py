@@ -151,6 +151,7 @@ def build_pipeline(
         cfg.detector.iou,
         cfg.device,
         cfg.detector.max_people,
+        cfg.detector.export,
     )
     tracker_cfg = TrackerConfig.load()
     if smoothing:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.detector_export import exported_detector
+
 __all__ = ["PersonDetector", "Detections", "DetectorError", "default_detector_path"]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class PersonDetector:
         iou: NMS IoU threshold.
         device: "cpu" or "cuda" (or "cuda:N").
         max_people: keep at most this many boxes (highest scores).
+        export: on the CPU, run a `.pt` through Ultralytics' own "openvino" or "onnx" export of
+            it (made once, cached; `app.detector_export`), or "none" for the `.pt` itself.
     """
 
     def __init__(
@@ -72,12 +76,19 @@ class PersonDetector:
         iou: float = 0.6,
         device: str = "cpu",
         max_people: int = 100,
+        export: str = "none",
     ) -> None:
         path = Path(model_path) if model_path is not None else default_detector_path()
-        if not path.is_file():
+        if not path.exists():  # a file, or an OpenVINO export's folder
             raise DetectorError(
                 f"detector model not found: {path} (pass an Ultralytics model file to --detector)"
             )
+        self.source = path
+        if device == "cpu":  # the exports are CPU runtimes; on a GPU the .pt runs on it
+            try:
+                path = exported_detector(path, export)
+            except RuntimeError as exc:
+                raise DetectorError(str(exc)) from None
         from ultralytics import YOLO
 
         try:  # Ultralytics loads lazily: reading `names` is what opens the file

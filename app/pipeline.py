@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from app.detector import Detections
+from app.detector_export import EXPORTS
 from app.limits import bounded, check_bounds, check_device
 from app.tracker import Tracker, box_iou
 from app.types import Frame, FrameResult
@@ -53,9 +54,12 @@ class DetectorConfig:
     conf: float = bounded(0.3, 0.0, 1.0)
     iou: float = bounded(0.6, 0.0, 1.0)
     max_people: int = bounded(50, 1)
+    export: str = "openvino"  # a .pt runs through this Ultralytics export of it (cached): see app.yaml
 
     def __post_init__(self) -> None:
         check_bounds(self)
+        if self.export not in EXPORTS:
+            raise ValueError(f"export {self.export!r} is not one of {', '.join(EXPORTS)}")
 
 
 @dataclass

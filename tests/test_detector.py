@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from app.detector import DetectorError, PersonDetector, default_detector_path
+from app.tracker import box_iou
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +52,44 @@ def test_missing_and_corrupt_model_files(tmp_path):
     with pytest.raises(DetectorError, match="cannot load detector") as err:
         PersonDetector(junk)
     assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def export_cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SDPOSE_CACHE", str(path))
+        yield path
+
+
+@pytest.mark.parametrize("export", ["openvino", "onnx"])
+def test_exported_detector_finds_the_same_people(detector, export_cache, shared_dir, export):
+    """Ultralytics' own export of the bundled model, loaded back with YOLO(): the same people,
+    boxes within 3 px of the .pt's (OpenVINO runs bf16 on CPUs that have it)."""
+    exported = PersonDetector(imgsz=640, export=export)
+    assert exported.source == default_detector_path() and export_cache in exported.path.parents
+    for name, index in (("sports2d_demo.mp4", 0), ("sports2d_demo.mp4", 90), ("vtest.mp4", 30)):
+        frame = _frame(shared_dir, name, index)
+        want, got = detector(frame), exported(frame)
+        assert len(got) == len(want) >= 1
+        match = box_iou(want.boxes, got.boxes).argmax(axis=1)
+        assert sorted(match.tolist()) == list(range(len(got)))  # one to one
+        assert np.abs(want.boxes - got.boxes[match]).max() < 3.0
+        assert np.abs(want.scores - got.scores[match]).max() < 0.02
+
+
+def test_the_detector_is_exported_once(export_cache, monkeypatch):
+    from ultralytics import YOLO
+
+    before = sorted(p.name for p in (export_cache / "detector").iterdir())
+    monkeypatch.setattr(YOLO, "export", lambda *a, **k: pytest.fail("exported again"))
+    PersonDetector(imgsz=640, export="openvino")
+    assert sorted(p.name for p in (export_cache / "detector").iterdir()) == before
+
+
+def test_unknown_detector_export_is_a_config_error():
+    from app.pipeline import DetectorConfig
+    from sdpose_core.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="export 'tensorrt' is not one of none, onnx, openvino"):
+        from_dict(DetectorConfig, {"export": "tensorrt"}, where="app.yaml detector")

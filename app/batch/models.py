@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.detector import PersonDetector
+from app.detector import DetectorError, PersonDetector
 from app.engine import OnnxBackend, PoseEngine, _export_cached, cache_dir
 from app.pipeline import AppConfig
 
@@ -51,10 +51,14 @@ def prepare_pose_file(cfg: AppConfig, weights: str | None) -> Path:
 
 def check_detector(path: str | None, cfg: AppConfig) -> Path | None:
     """Load a user-given detector once here (a bad file fails in one line); None: the bundled one,
-    which every worker's installation has."""
+    which every worker's installation has. The file itself is shipped: each machine makes its
+    own cached export of a `.pt` (`detector: export:`)."""
     if path is None:
         return None
-    return PersonDetector(path, cfg.detector.imgsz, cfg.detector.conf, cfg.detector.iou, "cpu").path
+    if Path(path).is_dir():
+        raise DetectorError(f"{path} is a folder: batch ships one detector file (.pt or .onnx)")
+    d = cfg.detector
+    return PersonDetector(path, d.imgsz, d.conf, d.iou, "cpu", export=d.export).source
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ def build_engine(spec: EngineSpec, flip_test: bool) -> PoseEngine:
 def default_detector_factory(cfg: AppConfig, path: str | None) -> DetectorFactory:
     def make() -> PersonDetector:
         d = cfg.detector
-        return PersonDetector(path, d.imgsz, d.conf, d.iou, cfg.device, d.max_people)
+        return PersonDetector(path, d.imgsz, d.conf, d.iou, cfg.device, d.max_people, d.export)
 
     return make
 
