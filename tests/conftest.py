@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -21,3 +22,12 @@ def shared_dir() -> Path:
     """The `shared/` folder beside the repository (spec, golden fixtures, data)."""
     assert SHARED_DIR.is_dir(), f"expected the shared folder at {SHARED_DIR}"
     return SHARED_DIR
+
+
+@pytest.fixture(scope="module")
+def app_cache(tmp_path_factory) -> Iterator[Path]:
+    """A fresh app cache (`SDPOSE_CACHE`) for one test module: its exports are made there."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SDPOSE_CACHE", str(path))
+        yield path

@@ -54,20 +54,12 @@ def test_missing_and_corrupt_model_files(tmp_path):
     assert "\n" not in str(err.value)
 
 
-@pytest.fixture(scope="module")
-def export_cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SDPOSE_CACHE", str(path))
-        yield path
-
-
 @pytest.mark.parametrize("export", ["openvino", "onnx"])
-def test_exported_detector_finds_the_same_people(detector, export_cache, shared_dir, export):
+def test_exported_detector_finds_the_same_people(detector, app_cache, shared_dir, export):
     """Ultralytics' own export of the bundled model, loaded back with YOLO(): the same people,
     boxes within 3 px of the .pt's (OpenVINO runs bf16 on CPUs that have it)."""
     exported = PersonDetector(imgsz=640, export=export)
-    assert exported.source == default_detector_path() and export_cache in exported.path.parents
+    assert exported.source == default_detector_path() and app_cache in exported.path.parents
     for name, index in (("sports2d_demo.mp4", 0), ("sports2d_demo.mp4", 90), ("vtest.mp4", 30)):
         frame = _frame(shared_dir, name, index)
         want, got = detector(frame), exported(frame)
@@ -78,13 +70,13 @@ def test_exported_detector_finds_the_same_people(detector, export_cache, shared_
         assert np.abs(want.scores - got.scores[match]).max() < 0.02
 
 
-def test_the_detector_is_exported_once(export_cache, monkeypatch):
+def test_the_detector_is_exported_once(app_cache, monkeypatch):
     from ultralytics import YOLO
 
-    before = sorted(p.name for p in (export_cache / "detector").iterdir())
+    before = sorted(p.name for p in (app_cache / "detector").iterdir())
     monkeypatch.setattr(YOLO, "export", lambda *a, **k: pytest.fail("exported again"))
     PersonDetector(imgsz=640, export="openvino")
-    assert sorted(p.name for p in (export_cache / "detector").iterdir()) == before
+    assert sorted(p.name for p in (app_cache / "detector").iterdir()) == before
 
 
 def test_unknown_detector_export_is_a_config_error():

@@ -19,16 +19,8 @@ SMALL = QuantizeConfig(crops=32)  # enough people to calibrate; the app uses 256
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SDPOSE_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def engines(cache):
-    """fp32 and int8 engines of the bundled weights (the int8 one quantized into `cache`)."""
+def engines(app_cache):
+    """fp32 and int8 engines of the bundled weights (the int8 one quantized into `app_cache`)."""
     fp32 = PoseEngine("sdpose_t", backend="onnx", threads=1)
     int8 = PoseEngine("sdpose_t", backend="onnx", threads=1, precision="int8", int8=SMALL)
     return fp32, int8
@@ -70,8 +62,8 @@ def test_int8_keypoints_stay_within_a_few_pixels_of_fp32_on_real_people(engines,
     assert np.median(np.concatenate(score_gaps)) < 0.05
 
 
-def test_only_backbone_convolutions_and_transformer_linears_run_in_int8(cache):
-    fp32_file = next(p for p in cache.glob("*.onnx") if ".int8-" not in p.name)
+def test_only_backbone_convolutions_and_transformer_linears_run_in_int8(app_cache, engines):
+    fp32_file = next(p for p in app_cache.glob("*.onnx") if ".int8-" not in p.name)
     names = set(int8_nodes(onnx.load(str(fp32_file))))
     nodes = {n.name: n for n in onnx.load(str(fp32_file)).graph.node}
     kinds = sorted(nodes[name].op_type for name in names)
@@ -80,8 +72,8 @@ def test_only_backbone_convolutions_and_transformer_linears_run_in_int8(cache):
     assert "patch_to_embedding" not in scopes and "mlp_head" not in scopes
 
 
-def test_the_int8_model_is_quantized_once_and_runs_as_given(cache, engines, monkeypatch):
-    files = sorted(cache.glob("*.int8-*.onnx"))
+def test_the_int8_model_is_quantized_once_and_runs_as_given(app_cache, engines, monkeypatch):
+    files = sorted(app_cache.glob("*.int8-*.onnx"))
     assert len(files) == 1 and quantize.is_int8(files[0])
 
     def no_second_time(*args, **kwargs):
