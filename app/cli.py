@@ -24,6 +24,7 @@ from app.detector import DetectorError, PersonDetector
 from app.engine import PRECISIONS, EngineError, PoseEngine
 from app.exporters import FORMATS, OutputError, finish_writers, open_writers
 from app.limits import device_flag, flag_type
+from app.overlap import ReadAhead, WriteBehind
 from app.pipeline import AppConfig, DetectorConfig, PosePipeline
 from app.preflight import check_paths
 from app.sources import Source, SourceError, is_live_spec, open_source
@@ -244,7 +245,11 @@ def run_headless(args: argparse.Namespace, cfg: AppConfig) -> int:
 
 def _loop(pipeline: PosePipeline, stream, writers, source, args) -> tuple[RunStats, RunEnd]:
     """Run and write every frame; returns how it ended (a write error or an interrupt ends it
-    early, so that the outputs are closed and reported, never left half-written)."""
+    early, so that the outputs are closed and reported, never left half-written).
+
+    A file's next frames are decoded on a thread while this one poses (a camera or stream has
+    its own reader already), and results are written on another, in order (`app.overlap`);
+    every result handed over is written before the outputs close, also after Ctrl-C."""
     from tqdm import tqdm
 
     total = source.frame_count
@@ -253,14 +258,20 @@ def _loop(pipeline: PosePipeline, stream, writers, source, args) -> tuple[RunSta
     stats = RunStats()
     bar = tqdm(total=total, unit="frame", disable=args.no_progress, dynamic_ncols=True, file=sys.stderr)
     end = RunEnd()
+
+    def write(result) -> None:  # on the writer thread; `stats` counts what is written
+        t0 = time.perf_counter()
+        for writer in writers:
+            writer.write(result)
+        stats.add(result, (time.perf_counter() - t0) * 1e3)
+        bar.update(1)
+        bar.set_postfix(people=len(result), refresh=False)
+
+    frames = stream if source.is_live else ReadAhead(stream)
+    behind = WriteBehind(write)
     try:
-        for result in pipeline.run(stream):
-            t0 = time.perf_counter()
-            for writer in writers:
-                writer.write(result)
-            stats.add(result, (time.perf_counter() - t0) * 1e3)
-            bar.update(1)
-            bar.set_postfix(people=len(result), refresh=False)
+        for result in pipeline.run(frames):
+            behind.put(result)
     except KeyboardInterrupt as exc:
         end.interrupted = exc
     except OutputError as exc:
@@ -268,6 +279,12 @@ def _loop(pipeline: PosePipeline, stream, writers, source, args) -> tuple[RunSta
     else:
         end.error = source.error
     finally:
+        if isinstance(frames, ReadAhead):
+            frames.close()
+        try:
+            behind.close()  # writes every finished frame
+        except OutputError as exc:
+            end.error = end.error or describe_error(exc)
         bar.close()
     return stats, end
 

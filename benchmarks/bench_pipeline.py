@@ -1,17 +1,25 @@
 """End-to-end FPS and per-stage latency of the app's pipeline on real videos.
 
     .venv/bin/python benchmarks/bench_pipeline.py [--weights PATH] [--frames 150] [--threads 2]
+    .venv/bin/python benchmarks/bench_pipeline.py --stages [--rounds 2] [--frames 100]
 
 Runs `python main.py --headless`'s pipeline (detector -> SDPose-T -> tracker -> JSONL writer)
 for torch vs ONNX Runtime and detection every frame vs every 5th, on the one-person
 `one-by-one-person-detection.mp4`, `sports2d_demo.mp4` (2 people) and `vtest.mp4` (4-7 small
 people), then times the pose engine alone with 1, 2, 4 and 8 people per frame.
 The machines are shared and noisy: compare rows within one run.
+
+`--stages` times the default pipeline (ONNX, detector every 5 frames) as issue 20 changed it,
+one change at a time: fp32 with the `.pt` detector and no overlap, then int8 SDPose, then the
+OpenVINO detector, then decoding ahead and writing behind (`app.overlap`, as `main.py
+--headless` runs). The configurations take turns for `--rounds` rounds on each video, so a busy
+spell slows them alike; per-stage times are means over all rounds, FPS the median round.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -28,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from app.cli import build_pipeline  # noqa: E402
 from app.engine import PoseEngine  # noqa: E402
 from app.exporters import JsonlWriter  # noqa: E402
+from app.overlap import ReadAhead, WriteBehind  # noqa: E402
 from app.pipeline import AppConfig  # noqa: E402
 from app.sources import open_source  # noqa: E402
 
@@ -42,29 +51,53 @@ STAGES = ("read", "detect", "crop", "pose", "decode", "track", "write")
 
 
 def run_video(
-    path: Path, cfg: AppConfig, weights: str | None, frames: int, start: int = 0, warmup: int = 5
+    path: Path,
+    cfg: AppConfig,
+    weights: str | None,
+    frames: int,
+    start: int = 0,
+    warmup: int = 5,
+    overlap: bool = False,
+    pipeline=None,
+    boxes: list[np.ndarray] | None = None,
 ) -> dict:
-    pipeline = build_pipeline(cfg, weights, None, None)
+    """FPS, people per frame and mean ms per stage over `frames` frames after `warmup`. With
+    `overlap`, frames are decoded ahead and written behind as `main.py --headless` does, and the
+    time runs until the last one is written. `boxes` receives each timed frame's person boxes."""
+    pipeline = pipeline or build_pipeline(cfg, weights, None, None)
+    pipeline.reset()
     totals: dict[str, list[float]] = defaultdict(list)
     people = []
     with open_source(str(path)) as source, tempfile.TemporaryDirectory() as tmp:
         if start:
             source.seek(start)
         writer = JsonlWriter(Path(tmp) / "poses.jsonl")
-        timer_start = None
-        for i, result in enumerate(pipeline.run(source)):
+        clock = {"start": time.perf_counter()}
+        count = [0]
+
+        def write(result) -> None:
             t0 = time.perf_counter()
             writer.write(result)
             write_ms = (time.perf_counter() - t0) * 1e3
-            if i == warmup:
-                timer_start = time.perf_counter()
-            if i >= warmup:
+            count[0] += 1
+            if count[0] == warmup + 1:
+                clock["start"] = t0
+            if count[0] > warmup:
                 for stage in STAGES:
                     totals[stage].append(result.timings.get(stage, write_ms if stage == "write" else 0.0))
                 people.append(len(result))
-            if i + 1 >= frames + warmup:
-                break
-        elapsed = time.perf_counter() - timer_start
+                if boxes is not None:
+                    boxes.append(result.boxes)
+
+        stream = itertools.islice(source, frames + warmup)
+        reader = ReadAhead(stream) if overlap else stream
+        behind = WriteBehind(write) if overlap else None
+        for result in pipeline.run(reader):
+            (behind.put if behind else write)(result)
+        if behind:
+            behind.close()
+            reader.close()
+        elapsed = time.perf_counter() - clock["start"]
         writer.close()
     n = len(people)
     return {
@@ -92,6 +125,51 @@ def crops_scaling(cfg: AppConfig, weights: str | None, backend: str, repeats: in
     return out
 
 
+# (label, precision, detector export, overlapped stages): each row adds one change of issue 20.
+CHANGES = (
+    ("fp32, .pt detector", "fp32", "none", False),
+    ("+ int8 SDPose", "int8", "none", False),
+    ("+ OpenVINO detector", "int8", "openvino", False),
+    ("+ read ahead/write behind", "int8", "openvino", True),
+)
+
+
+def stage_table(args, shared: Path) -> int:
+    """Per-stage ms and FPS of the default pipeline before and after each change, interleaved."""
+    videos = [v for v in args.videos if v != "one-by-one-person-detection.mp4"] or args.videos
+    print(
+        f"{args.threads} threads, ONNX Runtime, detector every 5 frames, {args.frames} frames per run after "
+        f"5 warm-up frames, {args.rounds} rounds taken in turn; ms per frame (write: off the hot path "
+        "when overlapped)"
+    )
+    header = f"{'video':<14} {'change':<26} {'FPS':>6} {'people':>6} " + " ".join(f"{s:>6}" for s in STAGES)
+    print(header)
+    print("-" * len(header))
+    for video in videos:
+        imgsz, start = VIDEOS.get(video, (640, 0))
+        runs: dict[str, list[dict]] = defaultdict(list)
+        pipelines = {}
+        for label, precision, export, _ in CHANGES:
+            cfg = AppConfig.load()
+            cfg.threads, cfg.precision = args.threads, precision
+            cfg.detector.export, cfg.detector.imgsz = export, imgsz
+            pipelines[label] = (cfg, build_pipeline(cfg, args.weights, None, None))
+        for _ in range(args.rounds):
+            for label, _, _, overlap in CHANGES:
+                cfg, pipeline = pipelines[label]
+                row = run_video(
+                    shared / video, cfg, args.weights, args.frames, start, overlap=overlap, pipeline=pipeline
+                )
+                runs[label].append(row)
+        for label, *_ in CHANGES:
+            rows = runs[label]
+            fps = statistics.median(r["fps"] for r in rows)
+            cells = " ".join(f"{statistics.fmean(r[s] for r in rows):>6.1f}" for s in STAGES)
+            print(f"{video[:14]:<14} {label:<26} {fps:>6.1f} {rows[0]['people']:>6.2f} {cells}")
+        sys.stdout.flush()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", help="pose checkpoint (default: the bundled weights)")
@@ -104,9 +182,13 @@ def main() -> int:
         help="keep every person between detections whatever their keypoint scores (measures the "
         "cost of a model confident enough to carry boxes, independently of the weights' quality)",
     )
+    parser.add_argument("--stages", action="store_true", help="the issue-20 changes one at a time")
+    parser.add_argument("--rounds", type=int, default=2, help="--stages: turns each configuration takes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     shared = REPO.parent / "shared" / "data" / "video"
+    if args.stages:
+        return stage_table(args, shared)
 
     carry = ", people carried between detections regardless of scores" if args.force_carry else ""
     print(f"{args.threads} threads, {args.frames} frames per run after 5 warm-up frames{carry}; ms per frame")
