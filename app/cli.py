@@ -144,6 +144,7 @@ def build_pipeline(
         cfg.threads or None,
         cfg.precision,
         cfg.int8,
+        cfg.onnx_spinning,
     )
     detector = PersonDetector(
         detector_path,

@@ -87,6 +87,7 @@ class AppConfig:
     flip_test: bool = False
     threads: int = bounded(0, 0, 1024)
     precision: str = "fp32"
+    onnx_spinning: bool = False
     int8: QuantizeConfig = field(default_factory=QuantizeConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     detection: DetectionSchedule = field(default_factory=DetectionSchedule)

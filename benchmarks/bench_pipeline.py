@@ -12,8 +12,9 @@ The machines are shared and noisy: compare rows within one run.
 `--stages` times the default pipeline (ONNX, detector every 5 frames) as issue 20 changed it,
 one change at a time: fp32 with the `.pt` detector and no overlap, then int8 SDPose, then the
 OpenVINO detector, then decoding ahead and writing behind (`app.overlap`, as `main.py
---headless` runs). The configurations take turns for `--rounds` rounds on each video, so a busy
-spell slows them alike; per-stage times are means over all rounds, FPS the median round.
+--headless` runs), then ONNX Runtime's threads blocking instead of spinning while they wait.
+The configurations take turns for `--rounds` rounds on each video, so a busy spell slows them
+alike; per-stage times are means over all rounds, FPS the median round.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def run_video(
     pipeline=None,
     boxes: list[np.ndarray] | None = None,
 ) -> dict:
-    """FPS, people per frame and mean ms per stage over `frames` frames after `warmup`. With
+    """FPS, CPU ms, people per frame and mean ms per stage over `frames` frames after `warmup`. With
     `overlap`, frames are decoded ahead and written behind as `main.py --headless` does, and the
     time runs until the last one is written. `boxes` receives each timed frame's person boxes."""
     pipeline = pipeline or build_pipeline(cfg, weights, None, None)
@@ -72,7 +73,7 @@ def run_video(
         if start:
             source.seek(start)
         writer = JsonlWriter(Path(tmp) / "poses.jsonl")
-        clock = {"start": time.perf_counter()}
+        clock = {"start": time.perf_counter(), "cpu": time.process_time()}
         count = [0]
 
         def write(result) -> None:
@@ -81,7 +82,7 @@ def run_video(
             write_ms = (time.perf_counter() - t0) * 1e3
             count[0] += 1
             if count[0] == warmup + 1:
-                clock["start"] = t0
+                clock["start"], clock["cpu"] = t0, time.process_time()
             if count[0] > warmup:
                 for stage in STAGES:
                     totals[stage].append(result.timings.get(stage, write_ms if stage == "write" else 0.0))
@@ -98,10 +99,12 @@ def run_video(
             behind.close()
             reader.close()
         elapsed = time.perf_counter() - clock["start"]
+        cpu_s = time.process_time() - clock["cpu"]
         writer.close()
     n = len(people)
     return {
         "fps": n / elapsed,
+        "cpu_ms": cpu_s * 1e3 / n,  # CPU time of all threads per frame: less sensitive to other jobs
         "people": float(np.mean(people)),
         **{stage: statistics.fmean(totals[stage]) for stage in STAGES},
     }
@@ -125,12 +128,14 @@ def crops_scaling(cfg: AppConfig, weights: str | None, backend: str, repeats: in
     return out
 
 
-# (label, precision, detector export, overlapped stages): each row adds one change of issue 20.
+# (label, precision, detector export, overlapped stages, ONNX Runtime spinning): each row adds
+# one change of issue 20 to the one before.
 CHANGES = (
-    ("fp32, .pt detector", "fp32", "none", False),
-    ("+ int8 SDPose", "int8", "none", False),
-    ("+ OpenVINO detector", "int8", "openvino", False),
-    ("+ read ahead/write behind", "int8", "openvino", True),
+    ("fp32, .pt detector", "fp32", "none", False, True),
+    ("+ int8 SDPose", "int8", "none", False, True),
+    ("+ OpenVINO detector", "int8", "openvino", False, True),
+    ("+ read ahead/write behind", "int8", "openvino", True, True),
+    ("+ ORT threads block", "int8", "openvino", True, False),
 )
 
 
@@ -149,13 +154,13 @@ def stage_table(args, shared: Path) -> int:
         imgsz, start = VIDEOS.get(video, (640, 0))
         runs: dict[str, list[dict]] = defaultdict(list)
         pipelines = {}
-        for label, precision, export, _ in CHANGES:
+        for label, precision, export, _, spinning in CHANGES:
             cfg = AppConfig.load()
-            cfg.threads, cfg.precision = args.threads, precision
+            cfg.threads, cfg.precision, cfg.onnx_spinning = args.threads, precision, spinning
             cfg.detector.export, cfg.detector.imgsz = export, imgsz
             pipelines[label] = (cfg, build_pipeline(cfg, args.weights, None, None))
         for _ in range(args.rounds):
-            for label, _, _, overlap in CHANGES:
+            for label, _, _, overlap, _ in CHANGES:
                 cfg, pipeline = pipelines[label]
                 row = run_video(
                     shared / video, cfg, args.weights, args.frames, start, overlap=overlap, pipeline=pipeline

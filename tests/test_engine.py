@@ -127,3 +127,16 @@ def test_the_backend_that_runs_is_reported(blob_weights, tmp_path):
     assert spec.label(engine) == "sdpose_t · onnx · cpu"
     torch_engine = PoseEngine("sdpose_t", blob_weights, "torch", precision="bf16")
     assert spec.label(torch_engine) == "sdpose_t · torch · bf16 · cpu"
+
+
+def test_onnx_threads_wait_without_spinning_unless_asked(blob_weights, tmp_path, monkeypatch):
+    """Spinning ONNX Runtime threads would take the cores the decoder and writer threads need
+    (`onnx_spinning: false` in configs/app.yaml); the setting reaches the session."""
+    from app.pipeline import AppConfig
+
+    monkeypatch.setenv("SDPOSE_CACHE", str(tmp_path))
+    assert AppConfig.load().onnx_spinning is False
+    key = "session.intra_op.allow_spinning"
+    for spinning, expected in ((False, "0"), (True, "1")):
+        engine = PoseEngine("sdpose_t", blob_weights, "onnx", spinning=spinning)
+        assert engine.backend.session.get_session_options().get_session_config_entry(key) == expected

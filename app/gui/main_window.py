@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
             self.cfg.threads or None,
             self.cfg.precision,
             self.cfg.int8,
+            self.cfg.onnx_spinning,
         )
         schedule = replace(self.cfg.detection, every=s.det_every, adaptive=s.det_auto)
         # remembered weights that no longer load give way to the bundled ones (a flag's do not)

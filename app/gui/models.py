@@ -66,12 +66,14 @@ class EngineSpec:
     threads: int | None = None
     precision: str = "fp32"
     int8: QuantizeConfig = field(default_factory=QuantizeConfig)
+    spinning: bool = False
 
     @classmethod
     def from_config(cls, cfg: AppConfig, weights: str | None) -> EngineSpec:
         backend = backend_choice(cfg.backend, cfg.precision)
         threads = cfg.threads or None
-        return cls(cfg.model, backend, cfg.device, weights or None, threads, cfg.precision, cfg.int8)
+        args = (cfg.model, backend, cfg.device, weights or None, threads, cfg.precision, cfg.int8)
+        return cls(*args, cfg.onnx_spinning)
 
     def engine_args(self) -> tuple[str, str]:
         """(backend, precision) for `PoseEngine`: the window's entry decides ONNX's precision,
@@ -94,7 +96,7 @@ def build_engine(spec: EngineSpec, flip_test: bool) -> PoseEngine:
     """A new engine; raises `EngineError` / `ConfigError` / `CheckpointError` with one line."""
     backend, precision = spec.engine_args()
     args = (spec.model, spec.weights, backend, spec.device, flip_test, spec.threads, precision, spec.int8)
-    return PoseEngine(*args)
+    return PoseEngine(*args, spec.spinning)
 
 
 def default_detector_factory(cfg: AppConfig, path: str | None) -> DetectorFactory:
