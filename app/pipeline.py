@@ -51,7 +51,7 @@ class DetectorConfig:
     """The person detector's settings (`detector:` in `configs/app.yaml`, `--det-*` flags)."""
 
     imgsz: int = bounded(640, 32, 4096)
-    conf: float = bounded(0.3, 0.0, 1.0)
+    conf: float = bounded(0.1, 0.0, 1.0)
     iou: float = bounded(0.6, 0.0, 1.0)
     max_people: int = bounded(50, 1)
     export: str = "openvino"  # a .pt runs through this Ultralytics export of it (cached): see app.yaml

@@ -74,7 +74,7 @@ class TrackerConfig:
     min_oks: float = 0.5
     max_age_s: float = 1.0
     min_kpt_score: float = 0.3
-    new_track_min_score: float = 0.25
+    new_track_min_score: float = 0.15
     duplicate_overlap: float = 0.8
     velocity_smoothing: float = 0.5
     fallback_dt: float = 0.033

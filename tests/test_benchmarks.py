@@ -165,3 +165,12 @@ def test_accuracy_benchmark_scores_the_lspet_validation_set() -> None:
     assert result["pck"] == 1.0 and 300 < result["people"] < 500
     missed = bench.evaluate_torso_pck(lambda image, boxes, people: [None] * len(people), images)
     assert missed["pck"] == 0.0 and missed["joints"] == result["joints"]
+
+
+def test_side_by_side_benchmark_counts_each_of_their_people_once() -> None:
+    """A box of ours counts for at most one of Ultralytics' people, and only at IoU >= 0.5."""
+    bench = _load("bench_vs_ultralytics")
+    theirs = [np.array([[0, 0, 10, 20], [100, 0, 110, 20]], np.float32), np.zeros((0, 4), np.float32)]
+    ours = [np.array([[1, 0, 11, 20], [2, 1, 11, 21], [300, 0, 310, 20]], np.float32), theirs[0]]
+    assert bench.shared_people(ours, theirs) == 1  # two of ours on one person; the far box matches none
+    assert bench.shared_people(theirs, theirs) == 2
