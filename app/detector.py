@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -28,6 +29,32 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 
 class DetectorError(RuntimeError):
     """The detector cannot be loaded; the message is one line saying what to do."""
+
+
+# OpenVINO's CPU plugin gives the thread that creates it its own signal stack (sigaltstack) and,
+# when freed, puts back the stack it found. Freed in another order than made (a second model
+# made while the first lives, then both dropped), it puts back a stack already unmapped, and the
+# next Ctrl-C or SIGTERM kills the process with a segmentation fault instead of stopping it.
+# So an OpenVINO model is loaded once per process and path, shared, and never freed before exit.
+_OPENVINO_MODELS: dict[Path, tuple[object, threading.Lock]] = {}
+_OPENVINO_MODELS_LOCK = threading.Lock()
+
+
+def _is_openvino(path: Path) -> bool:
+    return path.is_dir() and any(path.glob("*.xml"))
+
+
+def _load_yolo(path: Path) -> tuple[object, threading.Lock | None]:
+    """Ultralytics' YOLO for `path`, and for an OpenVINO model the lock its shared use takes."""
+    from ultralytics import YOLO
+
+    if not _is_openvino(path):
+        return YOLO(str(path)), None
+    key = path.resolve()
+    with _OPENVINO_MODELS_LOCK:
+        if key not in _OPENVINO_MODELS:
+            _OPENVINO_MODELS[key] = (YOLO(str(path)), threading.Lock())
+        return _OPENVINO_MODELS[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +116,8 @@ class PersonDetector:
                 path = exported_detector(path, export)
             except RuntimeError as exc:
                 raise DetectorError(str(exc)) from None
-        from ultralytics import YOLO
-
         try:  # Ultralytics loads lazily: reading `names` is what opens the file
-            self.model = YOLO(str(path))
+            self.model, self._shared_lock = _load_yolo(path)
             names = getattr(self.model, "names", {}) or {}
         except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types (even asserts) for a bad file
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -110,6 +135,12 @@ class PersonDetector:
         self.max_people = max_people
 
     def __call__(self, image_bgr: np.ndarray) -> Detections:
+        if self._shared_lock is None:
+            return self._detect(image_bgr)
+        with self._shared_lock:  # the model is shared with other detectors of this process
+            return self._detect(image_bgr)
+
+    def _detect(self, image_bgr: np.ndarray) -> Detections:
         result = self.model.predict(
             image_bgr,
             imgsz=self.imgsz,

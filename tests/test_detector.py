@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
 from app.detector import DetectorError, PersonDetector, default_detector_path
 from app.tracker import box_iou
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +84,38 @@ def test_the_detector_is_exported_once(app_cache, monkeypatch):
     monkeypatch.setattr(YOLO, "export", lambda *a, **k: pytest.fail("exported again"))
     PersonDetector(imgsz=640, export="openvino")
     assert sorted(p.name for p in (app_cache / "detector").iterdir()) == before
+
+
+_TWO_DETECTORS_THEN_CTRL_C = """
+import gc, os, signal, sys, time
+import numpy as np
+from app.detector import PersonDetector
+image = np.zeros((240, 320, 3), np.uint8)
+first = PersonDetector(export="openvino"); first(image)
+second = PersonDetector(imgsz=320, export="openvino"); second(image)
+del first; gc.collect()
+del second; gc.collect()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+except KeyboardInterrupt:
+    print("stopped cleanly")
+"""
+
+
+def test_ctrl_c_after_openvino_detectors_were_replaced_stops_cleanly(app_cache):
+    """Two OpenVINO detectors made and dropped (as the window does when the detection size
+    changes), then Ctrl-C: the process stops as Ctrl-C stops it, not with a segmentation fault
+    (OpenVINO's CPU plugin puts back a freed signal stack when its models are freed out of order)."""
+    env = {**os.environ, "SDPOSE_CACHE": str(app_cache), "PYTHONPATH": str(REPO)}
+    run = subprocess.run(
+        [sys.executable, "-c", _TWO_DETECTORS_THEN_CTRL_C],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0 and "stopped cleanly" in run.stdout, (run.returncode, run.stderr[-800:])
 
 
 def test_unknown_detector_export_is_a_config_error():
