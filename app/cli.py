@@ -20,8 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from app.detector import DetectorError, PersonDetector
-from app.engine import PRECISIONS, EngineError, PoseEngine
+from app.detector import PersonDetector
+from app.engine import PRECISIONS, PoseEngine
 from app.exporters import FORMATS, OutputError, finish_writers, open_writers
 from app.limits import device_flag, flag_type
 from app.overlap import ReadAhead, WriteBehind
@@ -30,15 +30,9 @@ from app.preflight import check_paths
 from app.sources import Source, SourceError, is_live_spec, open_source
 from app.tracker import Tracker, TrackerConfig
 from app.types import Frame
-from sdpose_core.cli import (
-    EXPECTED_ERRORS,
-    ArgumentParser,
-    describe_error,
-    interrupt_exit_code,
-    positive_int,
-    run_cli,
-)
+from sdpose_core.cli import ArgumentParser, describe_error, interrupt_exit_code, positive_int, run_cli
 from sdpose_core.config import ConfigError
+from sdpose_core.errors import EXPECTED_ERRORS
 from sdpose_core.models import VARIANT_NAMES
 
 __all__ = ["main", "build_parser", "build_pipeline", "DEMO_CLIP"]
@@ -46,7 +40,6 @@ __all__ = ["main", "build_parser", "build_pipeline", "DEMO_CLIP"]
 logger = logging.getLogger("sdpose-app")
 
 DEMO_CLIP = Path(__file__).resolve().parent.parent / "assets" / "demo" / "sports2d_demo.mp4"
-APP_ERRORS = (*EXPECTED_ERRORS, SourceError, DetectorError, EngineError, OutputError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -340,4 +333,4 @@ def main(argv: list[str] | None = None) -> int:
     """`python main.py ...`: the exit code (0 done, 1 stopped by an error mid-run, 2 a mistake
     found before the run, 130 / 143 Ctrl-C / SIGTERM)."""
     configure_logging()
-    return run_cli(_run, argv, errors=APP_ERRORS)
+    return run_cli(_run, argv, errors=EXPECTED_ERRORS)

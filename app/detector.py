@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.detector_export import exported_detector
+from sdpose_core.errors import SDPoseError
 
 __all__ = ["PersonDetector", "Detections", "DetectorError", "default_detector_path"]
 
@@ -27,7 +28,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
-class DetectorError(RuntimeError):
+class DetectorError(SDPoseError, RuntimeError):
     """The detector cannot be loaded; the message is one line saying what to do."""
 
 

@@ -19,6 +19,7 @@ import torch
 
 from sdpose_core.checkpoint import CheckpointError, load_checkpoint
 from sdpose_core.decode import decode_heatmaps, flip_back
+from sdpose_core.errors import SDPoseError
 from sdpose_core.geometry import normalize_crops, person_crops
 from sdpose_core.hardware import cpu_has_native_bf16
 from sdpose_core.keypoints import NUM_KEYPOINTS
@@ -35,7 +36,7 @@ DEFAULT_WEIGHTS = {"sdpose_t": ASSETS / "weights" / "sdpose_t_default.pth"}
 PRECISIONS = ("fp32", "bf16", "int8")  # bf16: torch autocast; int8: ONNX Runtime, quantized
 
 
-class EngineError(RuntimeError):
+class EngineError(SDPoseError, RuntimeError):
     """The engine cannot start (weights, backend, device); one line saying what to do."""
 
 
@@ -159,7 +160,7 @@ def _export_cached(model: SDPose, weights: Path) -> Path:
 def _quantized_cached(fp32: Path, cfg: QuantizeConfig) -> Path:
     """The int8 model of an fp32 `.onnx`, quantized once and kept beside it (or beside the
     other exports in the cache when the fp32 file lies in a folder we should not write to)."""
-    from sdpose_core.cli import UserError
+    from sdpose_core.errors import UserError
     from sdpose_core.quantize import cache_name, quantize_onnx
 
     path = cache_name(fp32, cfg)

@@ -169,7 +169,7 @@ LSPET = DATA / "pool2" / "lspet"
 
 def load_lspet_validation(first: str = "im08501", last: str = "im09000") -> list[Image]:
     """LSPET's validation people, one per image, the whole image as the box."""
-    from sdpose_core.lsp import lspet_validation_set
+    from sdpose_core.labels.lsp import lspet_validation_set
 
     data = lspet_validation_set(LSPET, first, last)
     return _images_from_coco(data, LSPET / "images")
@@ -296,7 +296,7 @@ def engine_predictor(args, precision: str = "fp32", int8_mode: str | None = None
 
 
 def movenet_predictor(args):
-    from sdpose_core.teachers import MoveNetTeacher
+    from sdpose_core.labels.teachers import MoveNetTeacher
 
     teacher = MoveNetTeacher(args.movenet, threads=args.threads)
 
@@ -308,7 +308,7 @@ def movenet_predictor(args):
 
 
 def yolo_predictor(args, matched: list[int]):
-    from sdpose_core.teachers import YoloPoseTeacher, box_iou
+    from sdpose_core.labels.teachers import YoloPoseTeacher, box_iou
 
     teacher = YoloPoseTeacher(args.yolo, imgsz=args.yolo_imgsz, threads=args.threads)
 

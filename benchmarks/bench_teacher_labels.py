@@ -28,8 +28,8 @@ DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
 
 from sdpose_core.evaluation import torso_pck  # noqa: E402
-from sdpose_core.lsp import LSP, LSPET, LspSet, lsp_to_coco  # noqa: E402
-from sdpose_core.teachers import MoveNetTeacher  # noqa: E402
+from sdpose_core.labels.lsp import LSP, LSPET, LspSet, lsp_to_coco  # noqa: E402
+from sdpose_core.labels.teachers import MoveNetTeacher  # noqa: E402
 
 MOVENET = DATA / "models" / "movenet" / "movenet-thunder.onnx"
 SETTINGS = {

@@ -8,7 +8,7 @@ Each recipe (configs/, e.g. sdpose_t: batch 64, bf16 AMP on CUDA) is timed three
 * loader: the training DataLoader alone (JPEG decode, MMPose augmentation, targets, collation);
 * step: forward of all MCT cycles, loss, backward and Adam on one batch already on the device
   (what the authors' reference figure measures);
-* full: `Trainer.train_epoch`, i.e. both together as `python -m sdpose_core.train` runs them.
+* full: `Trainer.train_epoch`, i.e. both together as `python -m sdpose_core.training.train` runs them.
 The smaller of loader and step is the bound; "full" shows how well they overlap.
 
 Without --data-root/--train-ann it writes a stand-in data set: frames of the bundled demo video
@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sdpose_core.data import build_loader, set_loader_epoch  # noqa: E402
-from sdpose_core.recipe import load_recipe  # noqa: E402
-from sdpose_core.train import Trainer, TrainPaths  # noqa: E402
+from sdpose_core.training.recipe import load_recipe  # noqa: E402
+from sdpose_core.training.train import Trainer, TrainPaths  # noqa: E402
 
 DEMO_VIDEO = REPO / "assets" / "demo" / "sports2d_demo.mp4"
 H100_REFERENCE_IMAGES_S = {"sdpose_t": 899, "sdpose_s_v1": 793, "sdpose_s_v2": 186, "sdpose_b": 210}

@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdpose_core.cli import UserError
+from sdpose_core.errors import UserError
 from sdpose_core.geometry import normalize_crops, person_crops
-from sdpose_core.lsp import lsp_person_box, read_lsp_joints
+from sdpose_core.labels.lsp import lsp_person_box, read_lsp_joints
 
 __all__ = ["PersonBox", "pool_people", "calibration_crops"]
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sdpose_core.errors import CheckpointError
 from sdpose_core.jsonio import atomic_path, output_error
 from sdpose_core.models import VARIANT_NAMES, build_model
 
@@ -48,10 +49,6 @@ _SAFE_META_GLOBALS = [
     np.dtype,
     *(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")),
 ]
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be loaded; the message is one line meant for the user."""
 
 
 @dataclass(frozen=True)

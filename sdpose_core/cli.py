@@ -1,6 +1,6 @@
-"""What every command shares (`python main.py`, `python -m sdpose_core.*`): expected mistakes end
-in one line and a non-zero exit, never a traceback; SIGTERM takes the Ctrl-C path, so whatever a
-run keeps on Ctrl-C it also keeps when a scheduler or `kill` stops it."""
+"""What every command shares (`python main.py`, `python -m sdpose_core...`): expected mistakes
+(`sdpose_core.errors`) end in one line and a non-zero exit, never a traceback; SIGTERM takes the
+Ctrl-C path, so whatever a run keeps on Ctrl-C it also keeps when a scheduler or `kill` stops it."""
 
 from __future__ import annotations
 
@@ -15,15 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sdpose_core.checkpoint import CheckpointError
-from sdpose_core.config import ConfigError
-from sdpose_core.jsonio import OutputError
+from sdpose_core.errors import EXPECTED_ERRORS, UserError
 
 __all__ = [
-    "EXPECTED_ERRORS",
     "ArgumentParser",
     "Terminated",
-    "UserError",
     "describe_error",
     "interrupt_exit_code",
     "positive_int",
@@ -36,21 +32,8 @@ __all__ = [
 MAX_MESSAGE = 400  # characters: a message longer than this is cut (a library's dump, not advice)
 
 
-class UserError(RuntimeError):
-    """An expected mistake (bad path, bad flag): printed as one line, exit code 2."""
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM, delivered where Ctrl-C would be so that the same clean-up runs; exit code 143."""
-
-
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    UserError,
-    OutputError,
-    ConfigError,
-    CheckpointError,
-    OSError,  # a full disk, a read-only folder, a file that vanished: the system's words, one line
-)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -13,15 +13,13 @@ from typing import Any, TypeVar
 
 import yaml
 
+from sdpose_core.errors import ConfigError
+
 __all__ = ["ConfigError", "CONFIG_DIR", "load_yaml", "from_dict", "resolve_config_path"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration file or value is wrong; the message says which and why."""
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:

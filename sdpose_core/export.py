@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from sdpose_core.checkpoint import load_checkpoint
-from sdpose_core.cli import ArgumentParser, UserError, run_cli
+from sdpose_core.cli import ArgumentParser, run_cli
+from sdpose_core.errors import UserError
 from sdpose_core.jsonio import atomic_path, check_outputs, output_error
 from sdpose_core.models import VARIANT_NAMES, SDPose, build_model
 

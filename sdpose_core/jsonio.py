@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sdpose_core.errors import OutputError
+
 __all__ = [
     "OutputError",
     "atomic_path",
@@ -46,10 +48,6 @@ _REASONS = {
     errno.EFBIG: "file too large for this file system",
     errno.ENAMETOOLONG: "file name too long",
 }
-
-
-class OutputError(RuntimeError):
-    """An output cannot be written; the message is one line that says what to do."""
 
 
 def os_reason(err: OSError) -> str:

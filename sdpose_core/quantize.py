@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sdpose_core.cli import ArgumentParser, UserError, run_cli
+from sdpose_core.cli import ArgumentParser, run_cli
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
+from sdpose_core.errors import UserError
 from sdpose_core.jsonio import atomic_path, check_outputs, output_error
 
 __all__ = ["QuantizeConfig", "quantize_onnx", "int8_nodes", "is_int8", "PRECISION_KEY"]

@@ -19,9 +19,12 @@ from pathlib import Path
 import pytest
 
 from sdpose_core import checkpoint as checkpoint_module
-from sdpose_core import evaluate, export, pack_weights, pseudo_label, train
+from sdpose_core import export
 from sdpose_core.cli import run_cli
+from sdpose_core.evaluation import evaluate
 from sdpose_core.keypoints import KEYPOINT_NAMES
+from sdpose_core.labels import pseudo_label
+from sdpose_core.training import pack_weights, train
 from tests import test_bad_input_app as app_cases
 from tests.fakes import save_blob_checkpoint
 from tests.test_bad_input_app import Precious, _existing, _fill_disk_after

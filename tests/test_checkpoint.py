@@ -134,7 +134,7 @@ def test_numpy_meta_loads_but_code_in_a_file_is_refused(tmp_path, s_v1_state, mo
 
 def test_pack_weights_halves_the_file_and_keeps_what_the_weights_are(tmp_path):
     from sdpose_core.checkpoint import read_checkpoint_file
-    from sdpose_core.pack_weights import pack_weights
+    from sdpose_core.training.pack_weights import pack_weights
 
     model = build_model("sdpose_t")
     src = save_checkpoint(tmp_path / "latest.pth", model, epoch=3, optimizer={"state": {}})

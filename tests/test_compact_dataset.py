@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from sdpose_core.cli import run_cli
-from sdpose_core.compact_dataset import CompactSettings, compact_dataset, main
 from sdpose_core.data import CocoKeypointDataset, DataConfig
 from sdpose_core.geometry import normalize_crops
+from sdpose_core.labels.compact_dataset import CompactSettings, compact_dataset, main
 
 
 @pytest.fixture(scope="module")

@@ -298,7 +298,7 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cli(argv: list[str]) -> int:
     from sdpose_core.cli import run_cli
-    from sdpose_core.evaluate import main
+    from sdpose_core.evaluation.evaluate import main
 
     return run_cli(main, argv)
 
@@ -354,7 +354,7 @@ def test_cli_module_exit_code(tmp_path: Path, coco_sample: Path) -> None:
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "sdpose_core.evaluate", "--weights", str(tmp_path / "w.pth")]
+        [sys.executable, "-m", "sdpose_core.evaluation.evaluate", "--weights", str(tmp_path / "w.pth")]
         + ["--data-root", str(coco_sample), "--ann", str(tmp_path / "missing.json")],
         capture_output=True,
         text=True,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from sdpose_core.checkpoint import load_checkpoint
-from sdpose_core.losses import LossWeights, SDPoseLoss, joints_mse_loss, token_distill_loss
 from sdpose_core.models import CycleOutputs, build_model
+from sdpose_core.training.losses import LossWeights, SDPoseLoss, joints_mse_loss, token_distill_loss
 from tests.golden import golden_state_dict, load_fixture
 
 W = 5e-6

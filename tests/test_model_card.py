@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sdpose_core.model_card import PAPER, model_card
+from sdpose_core.models.card import PAPER, model_card
 
 # The spec's own count (section 1): conv+linear MACs of one cycle, and with the attention products.
 SPEC_GMACS = {

@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from sdpose_core.cli import UserError, run_cli
-from sdpose_core.lsp import lsp_person_box, lsp_to_coco, read_lspet_joints
-from sdpose_core.pseudo_label import exclusion, main, parse_orientations, read_box_file
-from sdpose_core.teachers import MoveNetTeacher, rotation_about_centre, unturn_points
+from sdpose_core.cli import run_cli
+from sdpose_core.errors import UserError
+from sdpose_core.labels.lsp import lsp_person_box, lsp_to_coco, read_lspet_joints
+from sdpose_core.labels.pseudo_label import exclusion, main, parse_orientations, read_box_file
+from sdpose_core.labels.teachers import MoveNetTeacher, rotation_about_centre, unturn_points
 
 MOVENET = "data/models/movenet/movenet-thunder.onnx"
 
@@ -75,7 +76,7 @@ def test_a_turned_point_maps_back(angle):
 def test_orientation_tta_reads_an_upside_down_person(shared_dir):
     """LSP people turned upside down: one pass misreads them, the 4-way pass finds the
     orientation the teacher is sure of and puts the joints back near the human labels."""
-    from sdpose_core.lsp import read_lsp, read_lsp_joints
+    from sdpose_core.labels.lsp import read_lsp, read_lsp_joints
 
     lsp_dir = shared_dir / "data" / "pool" / "lsp"
     people = read_lsp(lsp_dir)[:6]
@@ -190,7 +191,7 @@ def test_box_file_errors_are_one_line(shared_dir, tmp_path, capsys):
 
 
 def test_lspet_validation_file_has_the_whole_image_as_box(lspet_dir, tmp_path, capsys):
-    from sdpose_core.lsp import main as lsp_main
+    from sdpose_core.labels.lsp import main as lsp_main
 
     out = tmp_path / "val.json"
     assert (
@@ -213,7 +214,7 @@ def test_lspet_validation_file_has_the_whole_image_as_box(lspet_dir, tmp_path, c
 
 def test_orientation_accept_stops_at_a_confident_upright_pass(shared_dir, monkeypatch):
     """accept_score: a person read confidently upright costs one orientation, not four."""
-    from sdpose_core.lsp import read_lsp, read_lsp_joints
+    from sdpose_core.labels.lsp import read_lsp, read_lsp_joints
 
     lsp_dir = shared_dir / "data" / "pool" / "lsp"
     (path, _), joints = read_lsp(lsp_dir)[0], read_lsp_joints(lsp_dir)[1][0]

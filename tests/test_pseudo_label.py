@@ -11,9 +11,9 @@ import pytest
 
 from sdpose_core.cli import run_cli
 from sdpose_core.keypoints import FLIP_INDEX, KEYPOINT_NAMES, OKS_SIGMAS
-from sdpose_core.lsp import read_lsp, read_lsp_joints
-from sdpose_core.pseudo_label import main, merge_annotation_files
-from sdpose_core.teachers import MoveNetTeacher, YoloPoseTeacher, box_iou, flip_agreement
+from sdpose_core.labels.lsp import read_lsp, read_lsp_joints
+from sdpose_core.labels.pseudo_label import main, merge_annotation_files
+from sdpose_core.labels.teachers import MoveNetTeacher, YoloPoseTeacher, box_iou, flip_agreement
 
 MOVENET = "data/models/movenet/movenet-thunder.onnx"
 YOLO = "data/models/yolo11n-pose/yolo11n-pose.onnx"
@@ -153,7 +153,7 @@ def test_cli_writes_coco_file(shared_dir, tmp_path, capsys):
 
     # Human labels in their own file, then mixed with the teacher's.
     lsp_out = tmp_path / "lsp"
-    from sdpose_core.coco_labels import CocoKeypointWriter, add_lsp_people
+    from sdpose_core.labels.coco_labels import CocoKeypointWriter, add_lsp_people
 
     writer = CocoKeypointWriter(lsp_out, {"description": "lsp"})
     assert add_lsp_people(writer, shared_dir / "data" / "pool" / "lsp", limit=3) == (3, 0)
@@ -179,7 +179,7 @@ def test_missing_teacher_model_is_one_line_error(shared_dir, tmp_path, capsys):
 
 
 def test_writer_flushes_a_valid_file_while_running(tmp_path):
-    from sdpose_core.coco_labels import CocoKeypointWriter
+    from sdpose_core.labels.coco_labels import CocoKeypointWriter
 
     writer = CocoKeypointWriter(tmp_path, {"description": "t"}, flush_every=2)
     image_id = writer.add_image(np.zeros((40, 30, 3), np.uint8), "a.png")
@@ -195,7 +195,7 @@ def test_writer_flushes_a_valid_file_while_running(tmp_path):
 
 
 def test_body_agreement_scores_the_body_only():
-    from sdpose_core.coco_labels import body_agreement
+    from sdpose_core.labels.coco_labels import body_agreement
 
     human = np.zeros((17, 3))
     human[5:] = (100.0, 200.0, 2.0)
@@ -209,7 +209,7 @@ def test_body_agreement_scores_the_body_only():
 
 
 def _lsp_writer_with_faces(shared_dir, tmp_path, teacher, limit=4):
-    from sdpose_core.coco_labels import CocoKeypointWriter, FaceFill, add_lsp_people
+    from sdpose_core.labels.coco_labels import CocoKeypointWriter, FaceFill, add_lsp_people
 
     writer = CocoKeypointWriter(tmp_path, {"description": "lsp"})
     lsp_dir = shared_dir / "data" / "pool" / "lsp"

@@ -11,8 +11,8 @@ import torch
 from sdpose_core.checkpoint import OUR_FORMAT, load_checkpoint, read_checkpoint_file
 from sdpose_core.cli import run_cli
 from sdpose_core.models import build_model
-from sdpose_core.recipe import load_recipe
-from sdpose_core.train import Trainer, TrainingDiverged, TrainPaths, main
+from sdpose_core.training.recipe import load_recipe
+from sdpose_core.training.train import Trainer, TrainingDiverged, TrainPaths, main
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def test_same_command_runs_under_torchrun(tmp_path, coco):
         "--nproc_per_node",
         "2",
         "-m",
-        "sdpose_core.train",
+        "sdpose_core.training.train",
         *_args(coco, work, "--epochs", "1", "--max-steps-per-epoch", "1", "--batch-size", "2"),
     ]
     done = subprocess.run(

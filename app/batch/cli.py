@@ -30,12 +30,13 @@ from app.batch.models import check_detector, file_digest, prepare_pose_file, shi
 from app.batch.outputs import remove_stale_temps
 from app.batch.runner import BatchRun, RunTotals
 from app.batch.task import PipelineSpec
-from app.cli import APP_ERRORS, _apply_flags, configure_logging
+from app.cli import _apply_flags, configure_logging
 from app.cli import build_parser as build_pipeline_parser
 from app.exporters import FORMATS
 from app.exporters.base import prepare_dir
 from app.pipeline import AppConfig
 from sdpose_core.cli import ArgumentParser, positive_int, print_error
+from sdpose_core.errors import EXPECTED_ERRORS
 
 __all__ = ["main", "build_parser"]
 
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     _terminated.clear()
     try:
         return run(argv)
-    except APP_ERRORS as exc:
+    except EXPECTED_ERRORS as exc:
         print_error(exc)
         return 2
     except KeyboardInterrupt:

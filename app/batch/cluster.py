@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sdpose_core.cli import UserError
+from sdpose_core.errors import UserError
 
 __all__ = ["ClusterError", "ray_session", "check_reachable", "REPO"]
 

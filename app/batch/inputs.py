@@ -16,7 +16,7 @@ from pathlib import Path
 
 from app.sources import IMAGE_EXTENSIONS
 from app.sources.files import natural_key
-from sdpose_core.cli import UserError
+from sdpose_core.errors import UserError
 
 __all__ = ["VIDEO_EXTENSIONS", "BatchInput", "InputError", "MANIFEST_NAME", "find_inputs", "name_outputs"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.exporters.base import atomic_write_text
-from sdpose_core.cli import UserError
+from sdpose_core.errors import UserError
 
 __all__ = ["STATES", "ManifestError", "ManifestRow", "Manifest"]
 

@@ -26,12 +26,13 @@ import ray
 
 from app.batch.models import ShippedFile
 from app.batch.outputs import commit, discard, temp_path
-from app.cli import APP_ERRORS, RunStats, build_pipeline
+from app.cli import RunStats, build_pipeline
 from app.exporters import close_writers, open_writers
 from app.pipeline import AppConfig, PosePipeline
 from app.sources import SourceError, open_source
 from app.tracker import Tracker
 from sdpose_core.cli import describe_error
+from sdpose_core.errors import EXPECTED_ERRORS
 
 __all__ = ["PipelineSpec", "VideoJob", "VideoResult", "run_video", "one_line"]
 
@@ -163,7 +164,7 @@ def run_video(job: VideoJob, spec: PipelineSpec, board) -> VideoResult:
         commit(temp, final)
         result.state = "done"
         result.frames, result.people, result.tracks = stats.frames, stats.people, len(stats.track_ids)
-    except APP_ERRORS as exc:
+    except EXPECTED_ERRORS as exc:
         result.error = one_line(exc)
     except Exception as exc:  # noqa: BLE001 - a bug or a library's surprise: this video fails, the rest go on
         result.error = one_line(exc, with_type=True)

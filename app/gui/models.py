@@ -12,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from app.detector import DetectorError, PersonDetector
-from app.engine import EngineError, PoseEngine
+from app.detector import PersonDetector
+from app.engine import PoseEngine
 from app.pipeline import AppConfig, DetectionSchedule, PosePipeline
 from app.smoothing import KalmanSmoother, KeypointSmoother, NoSmoother, OneEuroSmoother, make_smoother
-from app.sources import SourceError
 from app.tracker import Tracker, TrackerConfig
-from sdpose_core.cli import EXPECTED_ERRORS
+from sdpose_core.errors import EXPECTED_ERRORS
 from sdpose_core.quantize import QuantizeConfig
 
 __all__ = [
@@ -38,7 +37,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Failures that are the user's to fix (weights, model name, detector file): shown as one line.
-BUILD_ERRORS = (*EXPECTED_ERRORS, EngineError, DetectorError, SourceError, ValueError)
+BUILD_ERRORS = (*EXPECTED_ERRORS, ValueError)
 
 DetectorFactory = Callable[[], Callable[[Any], Any]]
 

@@ -181,7 +181,7 @@ class PoseWorker(QObject):
                 continue
             try:
                 handler(*args)
-            except (*BUILD_ERRORS, OutputError) as exc:
+            except BUILD_ERRORS as exc:
                 self.error.emit(_one_line(exc))
             except Exception as exc:  # a bug in one command must not end the session
                 logger.exception("worker command %s failed", name)

@@ -19,6 +19,7 @@ from typing import Self
 import cv2
 
 from app.types import Frame
+from sdpose_core.errors import SDPoseError
 
 __all__ = ["DEFAULT_FPS", "Source", "SourceError"]
 
@@ -34,7 +35,7 @@ DEFAULT_FPS = 30.0
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
-class SourceError(RuntimeError):
+class SourceError(SDPoseError, RuntimeError):
     """An expected failure to open or read a source; the message is one line saying what to do."""
 
     def __init__(self, message: str) -> None:

@@ -22,14 +22,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from sdpose_core.data import augment
 from sdpose_core.data.targets import gaussian_targets
+from sdpose_core.errors import DataError
 from sdpose_core.geometry import box_xywh_to_xyxy, boxes_to_center_scale, normalize_crops
 from sdpose_core.keypoints import NUM_KEYPOINTS
 
 __all__ = ["DataError", "DataConfig", "CocoKeypointDataset", "build_loader", "set_loader_epoch"]
-
-
-class DataError(RuntimeError):
-    """A data file or folder is missing or malformed; the one-line message names it."""
 
 
 @dataclass
@@ -271,9 +268,9 @@ class CocoKeypointDataset(Dataset):
         """MoveNet heatmaps for soft targets (`DataConfig.teacher_heatmap_weight`), or None."""
         if not self.cfg.teacher_heatmap_weight:
             return None
-        from sdpose_core.cli import UserError
-        from sdpose_core.data.teacher_targets import TeacherHeatmaps
-        from sdpose_core.pseudo_label import default_model_path
+        from sdpose_core.errors import UserError
+        from sdpose_core.labels.pseudo_label import default_model_path
+        from sdpose_core.labels.teacher_targets import TeacherHeatmaps
 
         try:
             path = default_model_path("movenet", self.cfg.teacher_model or None, "teacher_model")

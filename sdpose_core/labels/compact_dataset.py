@@ -1,6 +1,6 @@
 """Shrink a COCO keypoint training set to one small JPEG per person, to ship it to a GPU machine.
 
-    python -m sdpose_core.compact_dataset --train-ann labels.json --data-root images/ \\
+    python -m sdpose_core.labels.compact_dataset --train-ann labels.json --data-root images/ \\
         --output-dir compact/ [--max-height 288] [--margin 1.5] [--quality 90]
 
 Every person the trainer would use (`CocoKeypointDataset`'s GT records) is cut out of its image
@@ -8,7 +8,7 @@ with context: the training crop's padded box (padding 1.25, aspect 0.75, the sam
 scale) times ``margin``, clipped to the image. The cut-out is scaled down, never up, so that
 the padded box is at most ``max_height`` pixels tall, and saved as JPEG. The output is a COCO
 keypoint file with one image per person (its box and joints moved into the cut-out's pixels,
-every other field kept) that ``sdpose_core.train`` reads as it is.
+every other field kept) that ``sdpose_core.training.train`` reads as it is.
 
 Training crops from it match crops from the full images, with three differences: context
 beyond the margin is black, as past an image's edge; people the scale augmentation zooms into
@@ -32,11 +32,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sdpose_core.cli import UserError, run_cli
-from sdpose_core.coco_labels import coco_categories
+from sdpose_core.cli import run_cli
 from sdpose_core.data import CocoKeypointDataset, DataConfig, DataError
+from sdpose_core.errors import UserError
 from sdpose_core.geometry import PIXEL_STD
 from sdpose_core.jsonio import write_json_atomic
+from sdpose_core.labels.coco_labels import coco_categories
 
 __all__ = ["CompactSettings", "cut_out", "compact_dataset", "main"]
 
@@ -235,7 +236,7 @@ def compact_dataset(
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m sdpose_core.compact_dataset", description=__doc__.split("\n\n")[0]
+        prog="python -m sdpose_core.labels.compact_dataset", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--train-ann", required=True, help="COCO keypoint file to compact")
     p.add_argument("--data-root", required=True, help="folder of its images")

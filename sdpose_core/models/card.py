@@ -1,6 +1,6 @@
 """Print each SDPose variant's size and cost, to compare with the paper's README table.
 
-    python -m sdpose_core.model_card [--variants sdpose_t sdpose_b]
+    python -m sdpose_core.models.card [--variants sdpose_t sdpose_b]
 
 GFLOPs follow the paper's convention: multiply-accumulates of conv and linear layers for ONE
 MCT cycle, without the attention matrix products (spec section 1). The attention products and
@@ -72,7 +72,7 @@ def model_card(name: str) -> ModelCard:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sdpose_core.model_card", description=__doc__.split("\n\n")[0]
+        prog="python -m sdpose_core.models.card", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANT_NAMES))
     args = parser.parse_args(argv)

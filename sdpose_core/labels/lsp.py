@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdpose_core.cli import UserError
+from sdpose_core.errors import UserError
 from sdpose_core.keypoints import NUM_KEYPOINTS
 
 __all__ = [
@@ -183,7 +183,7 @@ def lspet_validation_set(lspet_dir: str | os.PathLike, first: str, last: str) ->
     convention the teacher's LSPET figures use), visible joints v=2, the rest unlabelled."""
     import cv2
 
-    from sdpose_core.coco_labels import coco_categories
+    from sdpose_core.labels.coco_labels import coco_categories
 
     paths, joints = read_lspet_joints(lspet_dir)
     images, annotations = [], []
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sdpose_core.jsonio import write_json_atomic
 
-    parser = argparse.ArgumentParser(prog="python -m sdpose_core.lsp", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sdpose_core.labels.lsp", description=main.__doc__)
     parser.add_argument("--lspet", required=True, metavar="DIR", help="LSPET folder (joints.npy, images/)")
     parser.add_argument("--only", default="im08501..im09000", metavar="FIRST..LAST", help="image stems")
     parser.add_argument("--output", required=True, metavar="JSON")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdpose_core.cli import UserError
+from sdpose_core.errors import UserError
 from sdpose_core.keypoints import NUM_KEYPOINTS
 
 __all__ = ["TeacherHeatmaps", "heatmap_outputs"]

@@ -1,7 +1,7 @@
 """Train an SDPose variant: every MCT cycle supervised by the GT heatmaps plus token
 self-distillation between consecutive cycles (spec section 6).
 
-    python -m sdpose_core.train --config configs/sdpose_t.yaml --data-root DIR \\
+    python -m sdpose_core.training.train --config configs/sdpose_t.yaml --data-root DIR \\
         --train-ann FILE --val-ann FILE --work-dir DIR [--epochs N] [--batch-size B] \\
         [--device cpu|cuda] [--resume] [--time-budget MINUTES]
 
@@ -30,8 +30,9 @@ import torch
 import torch.distributed as dist
 
 from sdpose_core.checkpoint import load_checkpoint, read_checkpoint_file, save_checkpoint
-from sdpose_core.cli import UserError, run_cli
+from sdpose_core.cli import run_cli
 from sdpose_core.data import CocoKeypointDataset, DataError, build_loader, set_loader_epoch
+from sdpose_core.errors import UserError
 from sdpose_core.evaluation import (
     coco_keypoint_eval,
     format_table,
@@ -39,9 +40,9 @@ from sdpose_core.evaluation import (
     predict_dataset,
 )
 from sdpose_core.hardware import cpu_has_native_bf16
-from sdpose_core.losses import LossWeights, SDPoseLoss
 from sdpose_core.models import build_model
-from sdpose_core.recipe import Recipe, load_recipe
+from sdpose_core.training.losses import LossWeights, SDPoseLoss
+from sdpose_core.training.recipe import Recipe, load_recipe
 
 __all__ = ["TrainingDiverged", "TrainPaths", "Trainer", "plot_log", "main"]
 
@@ -443,7 +444,7 @@ def plot_log(log_path: Path, png_path: Path) -> None:
 def _parser() -> argparse.ArgumentParser:
     from sdpose_core.cli import ArgumentParser, positive_int
 
-    p = ArgumentParser(prog="python -m sdpose_core.train", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m sdpose_core.training.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True, help="variant name or recipe YAML (configs/)")
     p.add_argument("--data-root", required=True, help="folder of the training images")
     p.add_argument("--train-ann", required=True, help="COCO keypoint annotation file for training")

@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdpose_core.cli import UserError
+from sdpose_core.errors import UserError
 from sdpose_core.geometry import box_xyxy_to_xywh
 from sdpose_core.jsonio import write_json_atomic
 from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON, oks_iou
-from sdpose_core.lsp import LSP, LspSet, lsp_person_box, lsp_to_coco
+from sdpose_core.labels.lsp import LSP, LspSet, lsp_person_box, lsp_to_coco
 
 __all__ = [
     "CocoKeypointWriter",
@@ -283,7 +283,7 @@ def merge_annotation_files(files: Sequence[str | os.PathLike], out: str | os.Pat
         merged_from.append({"file": str(file), "info": data.get("info", {})})
     merged = {
         "info": {
-            "description": "merged COCO keypoint files (sdpose_core.pseudo_label)",
+            "description": "merged COCO keypoint files (sdpose_core.labels.pseudo_label)",
             "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
             "merged_from": merged_from,
             "counts": {"images": len(images), "annotations": len(annotations)},

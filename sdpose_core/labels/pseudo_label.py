@@ -1,6 +1,6 @@
 """Pseudo-labelling: turn unlabelled images and videos into a COCO keypoint file with a teacher.
 
-    python -m sdpose_core.pseudo_label --inputs clips/ photo.jpg --output-dir labels/ --flip-tta
+    python -m sdpose_core.labels.pseudo_label --inputs clips/ photo.jpg --output-dir labels/ --flip-tta
 
 A person detector (YOLO11n-pose, boxes only) feeds MoveNet Thunder top-down (Apache-2.0, the
 default), or YOLO11n-pose labels on its own (``--teacher yolo``; its weights are AGPL-3.0).
@@ -31,17 +31,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdpose_core.cli import UserError, run_cli
-from sdpose_core.coco_labels import (
+from sdpose_core.cli import run_cli
+from sdpose_core.errors import UserError
+from sdpose_core.keypoints import NUM_KEYPOINTS
+from sdpose_core.labels.coco_labels import (
     FLUSH_EVERY,
     CocoKeypointWriter,
     FaceFill,
     add_lsp_people,
     merge_annotation_files,
 )
-from sdpose_core.keypoints import NUM_KEYPOINTS
-from sdpose_core.lsp import LSP, LSPET
-from sdpose_core.teachers import DEFAULT_FLIP_AGREE, MoveNetTeacher, YoloPoseTeacher
+from sdpose_core.labels.lsp import LSP, LSPET
+from sdpose_core.labels.teachers import DEFAULT_FLIP_AGREE, MoveNetTeacher, YoloPoseTeacher
 
 __all__ = [
     "LabelSettings",
@@ -67,7 +68,7 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 
-_MODELS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "models"
+_MODELS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "models"
 _DEFAULT_MODELS = {"movenet": "movenet/movenet-thunder.onnx", "yolo": "yolo11n-pose/yolo11n-pose.onnx"}
 _LICENSES = {
     "movenet": "Apache-2.0 (MoveNet Thunder v4, TF Hub)",
@@ -495,7 +496,7 @@ def pseudo_label(
     needs_teacher = bool(paths or box_files)
     labeler = PseudoLabeler(settings, teacher_model, detector_model, threads) if needs_teacher else None
     info = {
-        "description": "SDPose pseudo-labels (sdpose_core.pseudo_label)",
+        "description": "SDPose pseudo-labels (sdpose_core.labels.pseudo_label)",
         "date_created": datetime.now(UTC).isoformat(timespec="seconds"),
         **(labeler.info() if labeler else {"teacher": None, "detector": None}),
         "settings": asdict(settings),
@@ -582,7 +583,7 @@ def _parser() -> argparse.ArgumentParser:
     from sdpose_core.cli import ArgumentParser
 
     parser = ArgumentParser(
-        prog="python -m sdpose_core.pseudo_label",
+        prog="python -m sdpose_core.labels.pseudo_label",
         description="Write a COCO keypoint file from unlabelled images/videos with a teacher pose model.",
     )
     parser.add_argument("--inputs", nargs="+", default=[], metavar="PATH", help="images, folders, videos")

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sdpose_core.cli import UserError
+from sdpose_core.errors import UserError
 from sdpose_core.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 
 __all__ = [

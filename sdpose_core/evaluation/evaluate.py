@@ -3,7 +3,7 @@
 Follows the official protocol (spec section 8): GT or detector boxes, cycle 0 with flip
 test, DARK decoding, rescoring, OKS-NMS 0.9, pycocotools. Example:
 
-    python -m sdpose_core.evaluate --config sdpose_t --weights sdpose_t.pth \\
+    python -m sdpose_core.evaluation.evaluate --config sdpose_t --weights sdpose_t.pth \\
         --data-root coco/val2017 --ann coco/annotations/person_keypoints_val2017.json \\
         --det COCO_val2017_detections_AP_H_56_person.json --output results.json
 """
@@ -21,7 +21,8 @@ import torch
 
 from sdpose_core import jsonio
 from sdpose_core.checkpoint import load_checkpoint
-from sdpose_core.cli import ArgumentParser, UserError, positive_int, run_cli
+from sdpose_core.cli import ArgumentParser, positive_int, run_cli
+from sdpose_core.errors import UserError
 from sdpose_core.evaluation import coco_keypoint_eval, format_table, predict_dataset
 from sdpose_core.jsonio import check_outputs, output_error
 from sdpose_core.models import VARIANT_NAMES, build_model
@@ -107,7 +108,9 @@ def _build_dataset(args: argparse.Namespace) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="python -m sdpose_core.evaluate", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(
+        prog="python -m sdpose_core.evaluation.evaluate", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument(
         "--config", default="sdpose_t", help=f"variant ({', '.join(VARIANT_NAMES)}) or config YAML path"
     )

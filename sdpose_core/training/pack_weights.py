@@ -1,6 +1,6 @@
 """Pack a training checkpoint into a small weights file for shipping (no optimiser state).
 
-    python -m sdpose_core.pack_weights --src runs/distill_t/latest.pth \\
+    python -m sdpose_core.training.pack_weights --src runs/distill_t/latest.pth \\
         --dst assets/weights/sdpose_t_default.pth --half --note "what these weights are"
 
 `--half` stores float16 tensors (half the size); `load_checkpoint` casts them back to the
@@ -19,7 +19,8 @@ from sdpose_core.checkpoint import (
     read_checkpoint_file,
     save_payload,
 )
-from sdpose_core.cli import ArgumentParser, UserError, run_cli
+from sdpose_core.cli import ArgumentParser, run_cli
+from sdpose_core.errors import UserError
 from sdpose_core.jsonio import check_outputs
 
 __all__ = ["pack_weights"]
@@ -41,7 +42,9 @@ def pack_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = Tr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m sdpose_core.pack_weights", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(
+        prog="python -m sdpose_core.training.pack_weights", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--src", required=True)
     parser.add_argument("--dst", required=True)
     parser.add_argument("--half", action="store_true", help="store float16 tensors")
