@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from app.types import Poses
 from sdpose_core.checkpoint import CheckpointError, load_checkpoint
 from sdpose_core.decode import decode_heatmaps, flip_back
 from sdpose_core.errors import SDPoseError
@@ -181,7 +182,8 @@ def _quantized_cached(fp32: Path, cfg: QuantizeConfig) -> Path:
 
 
 class PoseEngine:
-    """`engine.estimate(frame_bgr, boxes_xyxy) -> (keypoints (N,17,2), scores (N,17))`, float32.
+    """`engine.estimate(frame_bgr, boxes_xyxy) -> (keypoints (N,17,2), scores (N,17))`, float32;
+    `engine.poses(...)` returns the same with the milliseconds each step took (`Poses`).
 
     Args:
         model: variant name or config path.
@@ -223,7 +225,6 @@ class PoseEngine:
         path = _resolve_weights(model_cfg.name, weights)
         self.flip_test = flip_test
         self.weights = path
-        self.last_timings: dict[str, float] = {}
         self.precision = precision
         if path.suffix == ".onnx":
             if backend != "onnx":
@@ -271,11 +272,16 @@ class PoseEngine:
 
     def estimate(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keypoints (N, 17, 2) in image pixels and their scores (N, 17) for N person boxes."""
+        keypoints, scores, _ = self.poses(frame_bgr, boxes_xyxy)
+        return keypoints, scores
+
+    def poses(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> Poses:
+        """`estimate`, plus the milliseconds spent cropping, in the network and decoding."""
         boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
         n = len(boxes)
         if n == 0:
-            self.last_timings = {"crop": 0.0, "pose": 0.0, "decode": 0.0}
-            return np.zeros((0, 17, 2), np.float32), np.zeros((0, 17), np.float32)
+            empty = np.zeros((0, 17, 2), np.float32), np.zeros((0, 17), np.float32)
+            return Poses(*empty, {"crop": 0.0, "pose": 0.0, "decode": 0.0})
         t0 = time.perf_counter()
         batch, centers, scales = self.preprocess(frame_bgr, boxes)
         t1 = time.perf_counter()
@@ -285,5 +291,5 @@ class PoseEngine:
             heatmaps = (heatmaps[:n] + flip_back(heatmaps[n:])) * 0.5
         keypoints, scores = decode_heatmaps(heatmaps, centers, scales)
         t3 = time.perf_counter()
-        self.last_timings = {"crop": (t1 - t0) * 1e3, "pose": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
-        return keypoints, scores[..., 0]
+        timings = {"crop": (t1 - t0) * 1e3, "pose": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
+        return Poses(keypoints, scores[..., 0], timings)

@@ -4,8 +4,11 @@ detector (every N frames) -> batched SDPose engine -> tracker. Between detection
 box is carried: the detector's box, moved and scaled as their confident joints moved between
 the last two frames, and tagged with their track id so the tracker keeps it without
 re-matching. The detector's cost is paid rarely; a person entering is picked up at the next
-detection. The CLI and the GUI both consume `PosePipeline.run`, a generator that never collects
-results.
+detection. `PosePipeline.run(frames)`, a generator that never collects results, is what the CLI
+and the batch workers consume. The window's player seeks, steps and pauses, so it reads frames
+itself and hands each one to `PosePipeline.process(frame, read_ms)`, the step `run` takes for
+every frame (`run` adds the read time to what `process(frame)` returns): both give the same
+`FrameResult`, timings included.
 
 Why the box is moved rather than rebuilt from the joints' extent: a rebuilt box is only as good
 as the pose model. With under-confident or collapsed limbs it narrows frame by frame, the crop
@@ -204,7 +207,7 @@ class PosePipeline:
 
     Args:
         detector: callable image -> `Detections` (e.g. `app.detector.PersonDetector`).
-        engine: object with `estimate(image, boxes) -> (keypoints, scores)` and `last_timings`.
+        engine: object with `poses(image, boxes) -> Poses` (e.g. `app.engine.PoseEngine`).
         tracker: an `app.tracker.Tracker`, or None for untracked output.
         schedule: when to detect and how to propagate boxes.
     """
@@ -247,8 +250,10 @@ class PosePipeline:
         else:
             self._interval = min(max(self._interval * 2, 2), self.schedule.adaptive_max_every)
 
-    def process(self, frame: Frame) -> FrameResult:
-        timings: dict[str, float] = {}
+    def process(self, frame: Frame, read_ms: float | None = None) -> FrameResult:
+        """Detect (when due), pose and track one frame. `timings` holds each stage's milliseconds,
+        led by `read_ms` (the time it took to get the frame) when the caller measured it."""
+        timings: dict[str, float] = {} if read_ms is None else {"read": read_ms}
         t0 = time.perf_counter()
         detected = self._should_detect()
         if detected:
@@ -262,15 +267,15 @@ class PosePipeline:
         self._since_detection += 1
         timings["detect"] = (time.perf_counter() - t0) * 1e3 if detected else 0.0
 
-        keypoints, kpt_scores = self.engine.estimate(frame.image, people.boxes)
-        timings.update(self.engine.last_timings)
+        keypoints, kpt_scores, engine_timings = self.engine.poses(frame.image, people.boxes)
+        timings.update(engine_timings)
         result = FrameResult(
             frame, people.boxes.astype(np.float32), people.scores.astype(np.float32), keypoints, kpt_scores
         )
         t1 = time.perf_counter()
         if self.tracker is not None:
-            result = self.tracker.update(result, hint_ids=people.track_ids)
-            rows, ids = self.tracker.last_rows, result.track_ids
+            result, rows = self.tracker.track(result, hint_ids=people.track_ids)
+            ids = result.track_ids
         else:
             rows, ids = np.arange(len(people.boxes)), people.track_ids
         timings["track"] = (time.perf_counter() - t1) * 1e3

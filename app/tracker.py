@@ -34,6 +34,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -43,7 +44,7 @@ from app.types import FrameResult
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
 from sdpose_core.keypoints import OKS_SIGMAS
 
-__all__ = ["TrackerConfig", "Track", "Tracker", "box_iou", "oks_matrix"]
+__all__ = ["TrackerConfig", "Track", "Tracked", "Tracker", "box_iou", "oks_matrix"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,14 @@ def oks_matrix(
         return np.where(n > 0, total / n, np.nan)
 
 
+class Tracked(NamedTuple):
+    """What `Tracker.track` returns: the tracked result, and for each of its people the row they
+    had in the input (`rows`, int64), as people may be dropped."""
+
+    result: FrameResult
+    rows: np.ndarray
+
+
 class Tracker:
     """Stateful tracker: `update(FrameResult) -> FrameResult` with `track_ids` and smoothed keypoints."""
 
@@ -180,7 +189,6 @@ class Tracker:
         self._tracks: list[Track] = []
         self._next_id = 1
         self._last_t: float | None = None
-        self.last_rows = np.zeros(0, dtype=np.int64)
 
     @property
     def tracks(self) -> list[Track]:
@@ -190,7 +198,6 @@ class Tracker:
     def reset(self) -> None:
         """Forget all tracks. Ids keep counting up, so they stay unique within the run."""
         self._tracks.clear()
-        self.last_rows = np.zeros(0, dtype=np.int64)
         self.smoother.reset()
         self._last_t = None
 
@@ -202,10 +209,13 @@ class Tracker:
         """Assign ids to `result`'s people and smooth their keypoints; returns a new FrameResult.
 
         `hint_ids` (N,), optional: the track id each person's box was carried from, -1 for a
-        fresh detection. Such a person keeps that id while the track lives. After every update,
-        `last_rows` holds each output row's row in `result` (people may be dropped as
-        duplicates or for a low box score).
+        fresh detection. Such a person keeps that id while the track lives.
         """
+        return self.track(result, hint_ids).result
+
+    def track(self, result: FrameResult, hint_ids: np.ndarray | None = None) -> Tracked:
+        """`update`, plus each output person's row in `result` (`Tracked.rows`): people may be
+        dropped as duplicates or for a low box score."""
         boxes = np.asarray(result.boxes, dtype=np.float64).reshape(-1, 4)
         if hint_ids is not None and np.size(hint_ids) != len(boxes):  # before any state changes
             raise ValueError(f"hint_ids has {np.size(hint_ids)} entries for {len(boxes)} people")
@@ -243,8 +253,7 @@ class Tracker:
         out_kpts = np.empty((len(keep_arr), 17, 2), dtype=np.float32)
         for row, (di, tid) in enumerate(zip(keep_arr, ids_arr, strict=True)):
             out_kpts[row] = self.smoother.update(int(tid), t, kpts[di], kscores[di])
-        self.last_rows = keep_arr
-        return dataclasses.replace(
+        tracked = dataclasses.replace(
             result,
             boxes=np.asarray(result.boxes, dtype=np.float32).reshape(-1, 4)[keep_arr],
             box_scores=np.asarray(result.box_scores, dtype=np.float32).reshape(-1)[keep_arr],
@@ -253,6 +262,7 @@ class Tracker:
             track_ids=ids_arr,
             timings=dict(result.timings),
         )
+        return Tracked(tracked, keep_arr)
 
     # -- steps ---------------------------------------------------------------------------------
 

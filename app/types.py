@@ -6,10 +6,11 @@ Stages fill fields of `FrameResult`; nothing changes data to suit display.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Frame", "FrameResult", "SCHEMA_VERSION"]
+__all__ = ["Frame", "FrameResult", "Poses", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 
@@ -31,6 +32,20 @@ class Frame:
     image: np.ndarray
     source_id: str = ""
     name: str = ""
+
+
+class Poses(NamedTuple):
+    """What the pose engine returns for N person boxes (`PoseEngine.poses`).
+
+    Attributes:
+        keypoints: (N, 17, 2) float32 keypoint x, y in image pixels (COCO order).
+        scores: (N, 17) float32 keypoint confidences.
+        timings: milliseconds spent on this call: "crop", "pose" (the network) and "decode".
+    """
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    timings: dict[str, float]
 
 
 def _empty(shape: tuple[int, ...]) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 from app.detector import Detections
 from app.pipeline import AppConfig, DetectionSchedule, PosePipeline, confident_people, follow_boxes
 from app.tracker import Tracker
-from app.types import Frame
+from app.types import Frame, Poses
 
 # A standing person in unit-box coordinates (x, y in [0, 1]), COCO order.
 TEMPLATE = np.array(
@@ -55,13 +55,19 @@ class ScriptedDetector:
         return Detections(boxes, np.full(len(boxes), 0.9, np.float32))
 
 
-class FakeEngine:
+class TimedEngine:
+    """The call the pipeline makes: `estimate`'s keypoints and scores, with (zero) timings."""
+
+    def poses(self, image, boxes):
+        return Poses(*self.estimate(image, boxes), {"crop": 0.0, "pose": 0.0, "decode": 0.0})
+
+
+class FakeEngine(TimedEngine):
     """A perfect pose model: for each box it returns the template skeleton of the true person
     (from `truth`) whose centre is nearest the box centre, whatever the box's exact size."""
 
     def __init__(self, truth: ScriptedDetector):
         self.truth = truth
-        self.last_timings = {"crop": 0.0, "pose": 0.0, "decode": 0.0}
         self.batches: list[int] = []
 
     def estimate(self, image, boxes):
@@ -254,13 +260,10 @@ def test_carried_boxes_stay_within_bounds_of_the_detectors_box_over_a_long_inter
     np.testing.assert_allclose(boxes[1, 2:] - boxes[1, :2], sizes[1] / 1.5, rtol=1e-5)
 
 
-class CropBoundEngine:
+class CropBoundEngine(TimedEngine):
     """A weak pose model that sees only its crop: it puts the joints of a person squeezed
     onto the body axis (a fifth of the true width) inside whatever box it is given, as the
     bundled weights do with limbs. A box rebuilt from those joints would narrow every frame."""
-
-    def __init__(self):
-        self.last_timings = {"crop": 0.0, "pose": 0.0, "decode": 0.0}
 
     def estimate(self, image, boxes):
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)

@@ -376,15 +376,15 @@ def test_timeout_gives_new_id_and_ids_are_never_reused():
 
 def test_carried_person_keeps_their_id_without_matching():
     """A box carried from track X (hint) stays X even where no cue would match it; a hint of a
-    track that is gone falls back to matching; `last_rows` names the input rows kept."""
+    track that is gone falls back to matching; `track` names the input rows kept."""
     rng = np.random.default_rng(3)
     tracker = Tracker(TrackerConfig.load())
     a, b = person(100, 200, 150, rng), person(400, 200, 150, rng)
     first = tracker.update(frame_result(0, 0.0, [a, b]))
     id_a, id_b = first.track_ids.tolist()
     far_a = person(250, 200, 150, rng)  # 150 px away: no box overlap, no shared OKS
-    out = tracker.update(frame_result(1, 1 / 30, [b, far_a]), hint_ids=np.array([id_b, id_a]))
-    assert out.track_ids.tolist() == [id_b, id_a] and tracker.last_rows.tolist() == [0, 1]
+    out, rows = tracker.track(frame_result(1, 1 / 30, [b, far_a]), hint_ids=np.array([id_b, id_a]))
+    assert out.track_ids.tolist() == [id_b, id_a] and rows.tolist() == [0, 1]
     unhinted = Tracker(TrackerConfig.load())
     unhinted.update(frame_result(0, 0.0, [a, b]))
     assert id_a not in unhinted.update(frame_result(1, 1 / 30, [b, far_a])).track_ids.tolist()

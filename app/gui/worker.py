@@ -201,8 +201,7 @@ class PoseWorker(QObject):
         dropped = player.source.dropped_frames
         self._meter.captured(1 + dropped - self._seen_dropped)
         self._seen_dropped = dropped
-        result = self._process(frame)
-        result.timings["read"] = read_ms
+        result = self._process(frame, read_ms)
         self._write_outputs(result)
         self._meter.processed(result)
         self._publish(result)
@@ -210,12 +209,12 @@ class PoseWorker(QObject):
         if one_shot or early or time.perf_counter() - self._last_stats >= STATS_PERIOD_S:
             self._emit_stats()
 
-    def _process(self, frame: Frame) -> FrameResult:
+    def _process(self, frame: Frame, read_ms: float) -> FrameResult:
         pipeline = self._ensure_pipeline()
         if pipeline is None:
-            return FrameResult(frame)  # no model: still show the video
+            return FrameResult(frame, timings={"read": read_ms})  # no model: still show the video
         try:
-            return pipeline.process(frame)
+            return pipeline.process(frame, read_ms)
         except BUILD_ERRORS as exc:
             logger.debug("frame %d failed", frame.index, exc_info=True)
             self.error.emit(f"frame {frame.index}: {_one_line(exc)}")
@@ -223,7 +222,7 @@ class PoseWorker(QObject):
             logger.exception("processing frame %d failed", frame.index)
             self.error.emit(f"frame {frame.index} failed: {_one_line(exc)}")
         self._player.pause()
-        return FrameResult(frame)
+        return FrameResult(frame, timings={"read": read_ms})
 
     def _ensure_pipeline(self) -> PosePipeline | None:
         if self._pipeline is not None or self._build_error is not None:
