@@ -120,7 +120,7 @@ class PersonDetector:
         try:  # Ultralytics loads lazily: reading `names` is what opens the file
             self.model, self._shared_lock = _load_yolo(path)
             names = getattr(self.model, "names", {}) or {}
-        except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types (even asserts) for a bad file
+        except Exception as exc:  # Ultralytics raises many types (even asserts) for a bad file
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = " (a .pth is SDPose pose weights: pass it with --weights)" if path.suffix == ".pth" else ""
             raise DetectorError(f"cannot load detector {path}: {first[:160]}{hint}") from None

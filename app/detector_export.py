@@ -61,7 +61,7 @@ def exported_detector(weights: Path, fmt: str) -> Path:
             with warnings.catch_warnings():  # torch's tracer deprecation notes, meant for Ultralytics
                 warnings.simplefilter("ignore")
                 made = Path(YOLO(str(copy)).export(format=fmt, dynamic=True, verbose=False, **extra))
-        except Exception as exc:  # noqa: BLE001 - exporters raise many types; the .pt still works
+        except Exception as exc:  # exporters raise many types; the .pt still works
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
             advice = "set detector: export: none in configs/app.yaml"
             raise RuntimeError(f"cannot export the detector to {fmt} ({first}): {advice}") from None

@@ -32,7 +32,7 @@ __all__ = ["PoseEngine", "EngineError", "DEFAULT_WEIGHTS", "PRECISIONS", "cache_
 logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-# Bundled default weights per variant (issue 6 trains and ships them).
+# Bundled default weights per variant (how they were trained: docs/training.md).
 DEFAULT_WEIGHTS = {"sdpose_t": ASSETS / "weights" / "sdpose_t_default.pth"}
 PRECISIONS = ("fp32", "bf16", "int8")  # bf16: torch autocast; int8: ONNX Runtime, quantized
 
@@ -93,7 +93,7 @@ class OnnxBackend:
             providers.insert(0, "CUDAExecutionProvider")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        except Exception as exc:  # onnxruntime raises its own exception types
             raise EngineError(f"cannot load ONNX model {path}: {str(exc).splitlines()[0][:160]}") from None
         self.path = path
         self.input_name = self.session.get_inputs()[0].name
@@ -113,7 +113,7 @@ class OnnxBackend:
             raise EngineError(f"{path.name} takes {len(self.session.get_inputs())} inputs: {advice}")
         try:
             shape = tuple(np.shape(self(np.zeros(wanted_in, np.float32))))
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        except Exception as exc:  # onnxruntime raises its own exception types
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
             raise EngineError(f"{path.name} does not take {wanted_in} crops ({first}): {advice}") from None
         if shape != wanted_out:
@@ -152,7 +152,7 @@ def _export_cached(model: SDPose, weights: Path) -> Path:
                 f"cannot write the ONNX cache {path.parent} ({exc.strerror}): set SDPOSE_CACHE to a "
                 "writable folder or use --backend torch"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - the exporter raises many types; torch still works
+        except Exception as exc:  # the exporter raises many types; torch still works
             first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
             raise EngineError(f"ONNX export failed ({first}): use --backend torch") from None
     return path

@@ -63,7 +63,7 @@ class ReadAhead(Generic[T]):
                 if not self._put(item):
                     return
             self._put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+        except BaseException as exc:  # handed to the consumer, raised there
             self._put(_Failed(exc))
 
     def __iter__(self) -> Iterator[T]:
@@ -108,7 +108,7 @@ class WriteBehind:
                 continue  # after a failure, drain without writing
             try:
                 self._write(result)
-            except BaseException as exc:  # noqa: BLE001 - raised in the main thread
+            except BaseException as exc:  # raised in the main thread
                 self._error = exc
                 continue
             self.written += 1

@@ -1,6 +1,6 @@
 """Multi-person tracker: stable integer ids by Hungarian matching on box IoU + keypoint OKS.
 
-Design (see `shared/research/peers.md`, tracker rows):
+Design (after comparing the trackers of Ultralytics, rtmlib and others):
 
 * One cost per (track, detection): a weighted mix of (1 - IoU) and (1 - OKS), both taken against
   the track's *predicted* box and keypoints (last observation moved by its box velocity), so two

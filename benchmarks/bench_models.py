@@ -8,7 +8,7 @@ Runs ONE MCT cycle (what inference needs). The int8 columns are the fp32 export 
 people; the first mode is the ratio's). Weights are random: latency does not depend on them.
 Machines are shared and noisy, so every backend is timed in turn within each repeat and the
 medians are compared; read the ratios. The reference column is the authors' modules (torch
-eager, 2 threads, all cycles, batch 1) measured on this machine kind (issue 2).
+eager, 2 threads, all cycles, batch 1) measured on this machine kind.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdpose_core.export import INPUT_NAME, OUTPUT_NAME, export_onnx  # noqa: E402
-from sdpose_core.models import VARIANT_NAMES, build_model  # noqa: E402
-from sdpose_core.quantize import QuantizeConfig, quantize_onnx  # noqa: E402
+from sdpose_core.export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from sdpose_core.models import VARIANT_NAMES, build_model
+from sdpose_core.quantize import QuantizeConfig, quantize_onnx
 
 REFERENCE_MS = {"sdpose_t": 52.0, "sdpose_s_v1": 54.0, "sdpose_s_v2": 390.0, "sdpose_b": 82.0}
 

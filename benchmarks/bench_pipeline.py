@@ -9,7 +9,7 @@ for torch vs ONNX Runtime and detection every frame vs every 5th, on the one-per
 people), then times the pose engine alone with 1, 2, 4 and 8 people per frame.
 The machines are shared and noisy: compare rows within one run.
 
-`--stages` times the default pipeline (ONNX, detector every 5 frames) as issue 20 changed it,
+`--stages` times the default pipeline (ONNX, detector every 5 frames) as each speed-up changed it,
 one change at a time: fp32 with the `.pt` detector and no overlap, then int8 SDPose, then the
 OpenVINO detector, then decoding ahead and writing behind (`app.overlap`, as `main.py
 --headless` runs), then ONNX Runtime's threads blocking instead of spinning while they wait.
@@ -129,7 +129,7 @@ def crops_scaling(cfg: AppConfig, weights: str | None, backend: str, repeats: in
 
 
 # (label, precision, detector export, overlapped stages, ONNX Runtime spinning): each row adds
-# one change of issue 20 to the one before.
+# one speed-up to the one before.
 CHANGES = (
     ("fp32, .pt detector", "fp32", "none", False, True),
     ("+ int8 SDPose", "int8", "none", False, True),

@@ -1,4 +1,4 @@
-"""Crops/s of the SDPose network alone at large batches: the GPU serving figure (issue 3).
+"""Crops/s of the SDPose network alone at large batches: the GPU serving figure.
 
     .venv/bin/python benchmarks/bench_throughput.py --device cuda \
         [--variants sdpose_t ...] [--batches 64 256] [--precisions fp32 bf16] \
@@ -15,7 +15,7 @@ Modes:
 
 fp32 allows TF32 matmuls and convolutions on CUDA, as the reference figures did; bf16 is
 autocast. ``--channels-last`` tries the NHWC layout for the convolutions. The reference
-column (issue 3) is the authors' modules on one H100: torch eager, TF32, all cycles, best batch.
+column is the authors' modules on one H100: torch eager, TF32, all cycles, best batch.
 On a CPU the same command runs (cudagraph modes are skipped): useful to check the script.
 """
 
@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdpose_core.models import VARIANT_NAMES, build_model  # noqa: E402
+from sdpose_core.models import VARIANT_NAMES, build_model
 
 H100_REFERENCE_CROPS_S = {"sdpose_t": 4422, "sdpose_s_v1": 3526, "sdpose_s_v2": 720, "sdpose_b": 1576}
 MODES = ("eager", "cudagraph", "compile", "compile-cudagraph")

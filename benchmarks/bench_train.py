@@ -1,4 +1,4 @@
-"""Training images/s and what limits it: data loading alone, the model step alone, both (issue 5).
+"""Training images/s and what limits it: data loading alone, the model step alone, both.
 
     .venv/bin/python benchmarks/bench_train.py --device cuda [--configs sdpose_t sdpose_b] \
         [--workers 14] [--steps 40] [--data-root DIR --train-ann FILE] [--compile] [--profile] \

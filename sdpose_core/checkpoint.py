@@ -85,9 +85,9 @@ def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
         logger.warning("%s: loading with full unpickling (%s=1)", path, TRUST_ENV)
         try:
             data = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc2:  # noqa: BLE001 - any unpickling failure means a bad file
+        except Exception as exc2:  # any unpickling failure means a bad file
             raise CheckpointError(_corrupt_message(path, exc2)) from None
-    except Exception as exc:  # noqa: BLE001 - zip, EOF, key and index errors all mean a damaged file
+    except Exception as exc:  # zip, EOF, key and index errors all mean a damaged file
         raise CheckpointError(_corrupt_message(path, exc)) from None
     if not isinstance(data, Mapping):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, not a checkpoint dictionary")

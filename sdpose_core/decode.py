@@ -1,4 +1,4 @@
-"""Heatmap post-processing: flip-test merge and keypoint decoding (spec section 5).
+"""Heatmap post-processing: flip-test merge and keypoint decoding (MMPose 0.29's top-down test_cfg).
 
 Reproduces MMPose 0.29 top-down test behaviour (``flip_back`` + ``shift_heatmap`` and
 ``keypoints_from_heatmaps`` with ``post_process='unbiased'``, i.e. DARK) so that the
@@ -49,7 +49,7 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     maxvals (N,K,1) (the heatmap's dtype). Where maxval <= 0 (or NaN) the coordinate is
     (-1, -1): MMPose 0.29 uses ``np.where(maxvals > 0, preds, -1)``; the ``preds *= mask``
     variant that gives (0, 0) belongs to older HRNet code. The decode fixture has only
-    positive peaks, so it cannot tell the two apart; the spec and the 0.29 source agree.
+    positive peaks, so it cannot tell the two apart; MMPose 0.29's source does the same.
     """
     heatmaps = np.asarray(heatmaps)
     n, k, h, w = heatmaps.shape

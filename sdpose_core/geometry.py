@@ -1,6 +1,6 @@
 """Top-down crop geometry shared by training augmentation, the app and evaluation.
 
-Everything follows MMPose 0.29's top-down conventions (spec section 5) so crops, targets
+Everything follows MMPose 0.29's top-down conventions so crops, targets
 and decoded keypoints line up with the official checkpoints: boxes become a
 (center, scale) pair in units of ``PIXEL_STD`` pixels, crops use the classic 3-point
 affine, and heatmap coordinates map back with ``transform_preds`` (no UDP).

@@ -1,6 +1,6 @@
 """COCO-17 keypoint metadata shared by the model, augmentation, drawing and evaluation.
 
-One place for joint order, flip pairs, skeleton, colours and OKS sigmas (spec section 7),
+One place for joint order, flip pairs, skeleton, colours and OKS sigmas (COCO's, as MMPose 0.29 defines them),
 so the flip test, the half-body crop and the renderer can never disagree.
 """
 

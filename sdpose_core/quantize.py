@@ -185,7 +185,7 @@ def quantize_onnx(fp32_path: str | os.PathLike, output: str | os.PathLike, cfg: 
         prepared = Path(tmp) / "prepared.onnx"
         try:
             quant_pre_process(str(fp32_path), prepared)
-        except Exception:  # noqa: BLE001 - HRNet (SDPose-B) defeats the symbolic shape inference
+        except Exception:  # HRNet (SDPose-B) defeats the symbolic shape inference
             quant_pre_process(str(fp32_path), prepared, skip_symbolic_shape=True)
         quantize_static(
             prepared,

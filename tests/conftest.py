@@ -12,14 +12,14 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 # Ultralytics writes a settings file on first import: keep it out of the home folder.
 os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(tempfile.gettempdir(), "sdpose-tests-yolo"))
 
-import pytest  # noqa: E402
+import pytest
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """The `shared/` folder beside the repository (spec, golden fixtures, data)."""
+    """The `shared/` folder beside the repository (golden fixtures and test data)."""
     assert SHARED_DIR.is_dir(), f"expected the shared folder at {SHARED_DIR}"
     return SHARED_DIR
 

@@ -509,7 +509,7 @@ class VideoCutShort:
     def __init__(self, path, *args) -> None:
         self.path, self._writer = path, self.real(path, *args)
 
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool:  # OpenCV's name
         return self._writer.isOpened()
 
     def write(self, image) -> None:

@@ -1,4 +1,4 @@
-"""SDPose losses against an independent numpy reading of spec section 6 on the golden outputs."""
+"""SDPose losses against an independent numpy reading of the authors' TokenDistilLoss, on golden outputs."""
 
 from __future__ import annotations
 

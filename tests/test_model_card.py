@@ -6,7 +6,7 @@ import pytest
 
 from sdpose_core.models.card import PAPER, model_card
 
-# The spec's own count (section 1): conv+linear MACs of one cycle, and with the attention products.
+# The authors' own count: conv+linear MACs of one cycle, and with the attention products.
 SPEC_GMACS = {
     "sdpose_t": (1.78, 1.95),
     "sdpose_s_v1": (2.38, 2.73),

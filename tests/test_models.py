@@ -16,7 +16,7 @@ from tests.golden import GOLDEN_VARIANTS, golden_state_dict, load_fixture
 HEATMAP_TOL = {"atol": 1e-4, "rtol": 1e-4}  # shared/golden/README.md, fp32 on CPU
 TOKEN_ATOL = 5e-4
 
-# Paper README / spec section 1: trainable and all parameters.
+# The authors' README (github.com/MartyrPenink/SDPose): trainable and all parameters.
 PARAMS = {
     "sdpose_t": (4_398_528, 4_447_680),
     "sdpose_s_v1": (6_620_736, 6_669_888),

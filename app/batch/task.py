@@ -166,7 +166,7 @@ def run_video(job: VideoJob, spec: PipelineSpec, board) -> VideoResult:
         result.frames, result.people, result.tracks = stats.frames, stats.people, len(stats.track_ids)
     except EXPECTED_ERRORS as exc:
         result.error = one_line(exc)
-    except Exception as exc:  # noqa: BLE001 - a bug or a library's surprise: this video fails, the rest go on
+    except Exception as exc:  # a bug or a library's surprise: this video fails, the rest go on
         result.error = one_line(exc, with_type=True)
     finally:
         discard(temp)

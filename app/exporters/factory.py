@@ -63,7 +63,7 @@ def finish_writers(writers: list[Writer], complete: bool = True) -> tuple[list[s
     for writer in writers:
         try:
             writer.close(complete)
-        except Exception as e:  # noqa: BLE001 - reported by the caller, after the others are closed
+        except Exception as e:  # reported by the caller, after the others are closed
             failures.append(e)
             continue
         if writer.frames_written:

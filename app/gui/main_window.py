@@ -438,12 +438,12 @@ class MainWindow(QMainWindow):
 
     # -- drag and drop, exit -----------------------------------------------------------------------
 
-    def dragEnterEvent(self, event: QDragEnterEvent | None) -> None:  # noqa: N802 - Qt API
+    def dragEnterEvent(self, event: QDragEnterEvent | None) -> None:  # Qt API
         mime = event.mimeData() if event is not None else None
         if event is not None and mime is not None and any(u.isLocalFile() for u in mime.urls()):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent | None) -> None:  # noqa: N802 - Qt API
+    def dropEvent(self, event: QDropEvent | None) -> None:  # Qt API
         mime = event.mimeData() if event is not None else None
         files = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime is not None else []
         if files and event is not None:
@@ -475,7 +475,7 @@ class MainWindow(QMainWindow):
             logger.info("waiting for the pose worker to finish its current step…")
             self.thread_.wait()
 
-    def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent | None) -> None:  # Qt API
         if self.args.screenshot and not self._closed:
             self.save_screenshot(self.args.screenshot)
         self.shutdown()

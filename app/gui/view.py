@@ -1,6 +1,6 @@
 """The main view: the latest frame with its skeletons, scaled to fit, repainted on a timer.
 
-Results only mark the view dirty; a ~30 Hz timer draws the newest one (research/style.md, DLC's
+Results only mark the view dirty; a ~30 Hz timer draws the newest one (as DeepLabCut-live-GUI's
 display timer), so a burst of results costs one drawing, not one each. Drawing happens here,
 not in the worker, because the confidence threshold is a display setting: moving the slider
 redraws the shown result at once, also while paused.
@@ -51,7 +51,7 @@ class PoseView(QWidget):
         self._timer.timeout.connect(self._tick)
         self._timer.start()
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def sizeHint(self) -> QSize:  # Qt API
         return QSize(960, 600)
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ class PoseView(QWidget):
         scale = min(self.width() * ratio / iw, self.height() * ratio / ih)
         return max(1, round(iw * scale)), max(1, round(ih * scale))
 
-    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 - Qt API
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # Qt API
         self._dirty = self._result is not None  # re-shrink for the new size
         super().resizeEvent(event)
 
@@ -140,7 +140,7 @@ class PoseView(QWidget):
         w, h = iw * scale, ih * scale
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
 
-    def paintEvent(self, event: QPaintEvent | None) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event: QPaintEvent | None) -> None:  # Qt API
         self._render_pending()
         painter = QPainter(self)
         painter.fillRect(self.rect(), BACKGROUND)

@@ -1,6 +1,6 @@
 """The window's worker: capture, inference, recording and the session log, on one `QThread`.
 
-The UI thread never runs inference (research/style.md, "What we take" 12). The window posts
+The UI thread never runs inference (as in DeepLabCut-live-GUI). The window posts
 commands into a thread-safe queue that the loop drains between frames, so a command waits at
 most one frame; results go back by signal. Display hand-off is newest-frame-wins: at most
 `MAX_IN_FLIGHT` results are queued towards the UI and a newer one replaces a held one, so a slow

@@ -1,4 +1,4 @@
-"""Top-down training augmentation, step by step as MMPose 0.29's train pipeline (spec section 6).
+"""Top-down training augmentation, step by step as MMPose 0.29's train pipeline.
 
 Order (the caller keeps it): center shift -> flip -> half-body -> scale/rotation -> affine
 crop. Every random step takes an explicit ``np.random.Generator`` and draws its numbers in

@@ -33,7 +33,7 @@ __all__ = ["DataError", "DataConfig", "CocoKeypointDataset", "build_loader", "se
 class DataConfig:
     """Data pipeline settings; the ``data:`` section of ``configs/<variant>.yaml`` maps onto it.
 
-    Defaults are SDPose's MMPose 0.29 training config (spec section 6). Sizes are (w, h),
+    Defaults are SDPose's MMPose 0.29 training config. Sizes are (w, h),
     as in `sdpose_core.geometry`.
     """
 

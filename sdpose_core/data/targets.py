@@ -1,6 +1,6 @@
 """Gaussian heatmap targets, MMPose 0.29 ``TopDownGenerateTarget._msra_generate_target``.
 
-SDPose trains with ``unbiased_encoding=True`` (DARK, spec section 6): the Gaussian sits at
+SDPose trains with ``unbiased_encoding=True`` (DARK, as the authors' configs set): the Gaussian sits at
 the exact sub-pixel joint position and covers the whole map. The classic rounded 13x13
 window (``unbiased=False``) is kept for comparison. Vectorised over joints.
 """

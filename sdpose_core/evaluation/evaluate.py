@@ -1,6 +1,6 @@
 """Evaluate an SDPose checkpoint on a COCO-format keypoint set (COCO keypoint AP/AR).
 
-Follows the official protocol (spec section 8): GT or detector boxes, cycle 0 with flip
+Follows the authors' protocol (MMPose 0.29's TopDownCocoDataset): GT or detector boxes, cycle 0 with flip
 test, DARK decoding, rescoring, OKS-NMS 0.9, pycocotools. Example:
 
     python -m sdpose_core.evaluation.evaluate --config sdpose_t --weights sdpose_t.pth \\

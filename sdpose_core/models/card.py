@@ -3,7 +3,7 @@
     python -m sdpose_core.models.card [--variants sdpose_t sdpose_b]
 
 GFLOPs follow the paper's convention: multiply-accumulates of conv and linear layers for ONE
-MCT cycle, without the attention matrix products (spec section 1). The attention products and
+MCT cycle, without the attention matrix products (as the paper counts them). The attention products and
 the all-cycles training cost are printed beside it.
 """
 

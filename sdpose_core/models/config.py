@@ -18,7 +18,7 @@ VARIANT_SECTIONS = frozenset({"model", "train", "data", "evaluation"})
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Hyper-parameters of one SDPose variant (spec section 1).
+    """Hyper-parameters of one SDPose variant (the authors' configs).
 
     Sizes are (height, width). `cycle_num` is the number of MCT cycles used in training;
     inference always runs one.

@@ -1,4 +1,4 @@
-"""HRNet-W32 cut after stage 3 (SDPose-B's backbone, spec 3.2).
+"""HRNet-W32 cut after stage 3 (SDPose-B's backbone, the authors' backbones/hrnet_3stage.py).
 
 Non-standard: stage 1 is 128 channels wide (32 x expansion 4), and only the
 highest-resolution branch (32 channels, stride 4) is returned.

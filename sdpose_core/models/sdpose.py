@@ -47,7 +47,7 @@ class SDPose(nn.Module):
         return self.tokens.forward_first_cycle(self.forward_features(x))
 
     def init_weights(self) -> None:
-        """Spec section 6: convs N(0, 0.001); linears and keypoint tokens trunc-normal(0.02);
+        """As the authors initialise: convs N(0, 0.001); linears and keypoint tokens trunc-normal(0.02);
         norms weight 1, bias 0. The sine table is left as built."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):

@@ -1,4 +1,5 @@
-"""StemNet backbone of SDPose-T/S (spec 3.1): two stride-2 convs and four bottlenecks."""
+"""StemNet backbone of SDPose-T/S (the authors' backbones/stemnet.py): two stride-2 convs and
+four bottlenecks."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""SDPose token head (spec section 4): patch tokens + keypoint tokens through a weight-shared,
-multi-cycled transformer (MCT), then an MLP that turns each keypoint token into a heatmap.
+"""SDPose token head: patch tokens + keypoint tokens through a weight-shared, multi-cycled
+transformer (MCT), then an MLP that turns each keypoint token into a heatmap (the authors'
+`SDPose` class in distilpose/models/heads/utils/tokenbase.py).
 
 Module nesting (`Residual(PreNorm(...))`, `to_out.0`, `net.0`/`net.3`) follows the official
 checkpoint keys, so the authors' weights load strictly.
@@ -20,7 +21,7 @@ __all__ = ["sine_position_table", "TokenHead", "SDPoseTokens", "CycleOutputs"]
 
 
 def sine_position_table(grid_h: int, grid_w: int, dim: int = 192) -> torch.Tensor:
-    """The fixed 2-D sine table of spec 4.3, shape (1, grid_h*grid_w, dim), float32."""
+    """The fixed 2-D sine table of the authors' `pos_embedding`, shape (1, grid_h*grid_w, dim), float32."""
     half = dim // 2
     two_pi = 2 * math.pi
     y = (torch.arange(1, grid_h + 1, dtype=torch.float32) / (grid_h + 1e-6) * two_pi)[:, None]
@@ -87,7 +88,7 @@ class FeedForward(nn.Module):
 
 class Transformer(nn.Module):
     """Pre-norm transformer; before every layer but the first, the sine table is re-added
-    to the visual tokens ("sine-full", spec 4.2)."""
+    to the visual tokens ("sine-full", as the authors' transformer)."""
 
     def __init__(self, dim: int, depth: int, heads: int, ffn_dim: int) -> None:
         super().__init__()
@@ -134,7 +135,7 @@ class SDPoseTokens(nn.Module):
         self.pos_embedding = nn.Parameter(sine_position_table(gh, gw, cfg.dim), requires_grad=False)
         self.patch_to_embedding = nn.Linear(ph * pw * in_channels, cfg.dim)
         self.transformer_layer1 = Transformer(cfg.dim, cfg.depth, cfg.heads, cfg.ffn_dim)
-        # Two linears with no activation between them (spec 4.5).
+        # Two linears with no activation between them, as the authors' mlp_head.
         self.mlp_head = nn.Sequential(
             nn.LayerNorm(cfg.dim),
             nn.Linear(cfg.dim, cfg.heatmap_hidden_dim),

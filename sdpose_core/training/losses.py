@@ -1,4 +1,4 @@
-"""SDPose training losses (spec section 6): GT heatmap supervision of every MCT cycle plus
+"""SDPose training losses (the authors' TokenDistilLoss): GT heatmap supervision of every MCT cycle plus
 token self-distillation between consecutive cycles.
 
 Follows MMPose 0.29 ``JointsMSELoss`` and the official ``SDPoseHead.get_loss`` /

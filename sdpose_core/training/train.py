@@ -1,5 +1,5 @@
 """Train an SDPose variant: every MCT cycle supervised by the GT heatmaps plus token
-self-distillation between consecutive cycles (spec section 6).
+self-distillation between consecutive cycles (the authors' TokenDistilLoss).
 
     python -m sdpose_core.training.train --config configs/sdpose_t.yaml --data-root DIR \\
         --train-ann FILE --val-ann FILE --work-dir DIR [--epochs N] [--batch-size B] \\
