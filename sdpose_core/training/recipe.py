@@ -1,6 +1,6 @@
 """A training recipe: the `model`, `train`, `data` and `evaluation` sections of one YAML file.
 
-`configs/sdpose_t.yaml` and friends hold the paper's 300-epoch recipes (spec section 6);
+`configs/sdpose_t.yaml` and friends hold the paper's 300-epoch recipes (from the authors' configs);
 smaller recipes (CPU smoke test, distillation of the bundled weights) live beside them.
 """
 
@@ -56,7 +56,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Validation settings (spec section 8)."""
+    """Validation settings (the authors' protocol: MMPose 0.29's TopDownCocoDataset)."""
 
     flip_test: bool = True
     batch_size: int = 32
@@ -148,11 +148,17 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise ConfigError(f"{path}: no 'model' section")
     model = from_dict(ModelConfig, data["model"], f"{path.name}:model")
     train = from_dict(TrainConfig, data.get("train") or {}, f"{path.name}:train")
-    data_cfg = from_dict(DataConfig, data.get("data") or {}, f"{path.name}:data")
+    data_section = data.get("data") or {}
+    data_cfg = from_dict(DataConfig, data_section, f"{path.name}:data")
     evaluation = from_dict(EvalConfig, data.get("evaluation") or {}, f"{path.name}:evaluation")
-    if tuple(data_cfg.image_size) != tuple(model.image_size[::-1]):
-        raise ConfigError(
-            f"{path.name}: data.image_size {list(data_cfg.image_size)} is (w, h) and must equal the model's "
-            f"image_size {list(model.image_size)} (h, w) reversed"
-        )
+    # The crop and heatmap sizes are the model's: a recipe writes them once, in `model:` as
+    # (h, w); the data pipeline works in (w, h). A `data:` section may repeat them, but only equal.
+    sizes = {name: tuple(getattr(model, name)[::-1]) for name in ("image_size", "heatmap_size")}
+    for name, size in sizes.items():
+        if name in data_section and tuple(getattr(data_cfg, name)) != size:
+            raise ConfigError(
+                f"{path.name}: data.{name} {list(getattr(data_cfg, name))} is (w, h) and must equal the "
+                f"model's {name} {list(getattr(model, name))} (h, w) reversed; leave it out to derive it"
+            )
+    data_cfg = dataclasses.replace(data_cfg, **sizes)
     return Recipe(path, model, train, data_cfg, evaluation)
