@@ -29,6 +29,7 @@ import numpy as np
 from app.detector import Detections
 from app.detector_export import EXPORTS
 from app.limits import bounded, check_bounds, check_device
+from app.smoothing import SmoothingKind
 from app.tracker import Tracker, box_iou
 from app.types import Frame, FrameResult
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
@@ -232,6 +233,20 @@ class PosePipeline:
         """Change the detection interval live (GUI); the next detection follows the new rule."""
         self.schedule = replace(self.schedule, every=max(1, int(every)), adaptive=bool(adaptive))
         self._interval = self.schedule.every
+
+    def set_engine(self, engine) -> None:
+        """Pose the next frames with `engine` (another model, backend or weights); people, boxes
+        and track ids are kept."""
+        self.engine = engine
+
+    def set_flip_test(self, on: bool) -> None:
+        """Average each crop's heatmaps with its mirror's from the next frame on (or stop)."""
+        self.engine.flip_test = bool(on)
+
+    def set_smoothing(self, kind: SmoothingKind, strength: float) -> None:
+        """Change the tracker's keypoint filter live (`Tracker.set_smoothing`); no-op untracked."""
+        if self.tracker is not None:
+            self.tracker.set_smoothing(kind, strength)
 
     def _should_detect(self) -> bool:
         return self._first or self._since_detection >= self._interval

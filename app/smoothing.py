@@ -32,6 +32,7 @@ __all__ = [
     "NoSmoother",
     "KalmanSmoother",
     "OneEuroSmoother",
+    "SMOOTHERS",
     "make_smoother",
     "strength_gain",
 ]
@@ -312,18 +313,21 @@ class OneEuroSmoother(KeypointSmoother):
         return out.astype(np.float32)
 
 
+# The smoother of each `SmoothingKind`.
+SMOOTHERS: dict[str, type[KeypointSmoother]] = {
+    "kalman": KalmanSmoother,
+    "oneeuro": OneEuroSmoother,
+    "none": NoSmoother,
+}
+
+
 def make_smoother(
     kind: SmoothingKind | None = None, config: SmoothingConfig | None = None
 ) -> KeypointSmoother:
     """Build the smoother named by `kind` (default: `config.kind`)."""
     config = config or SmoothingConfig()
     kind = kind or config.kind
-    classes: dict[str, type[KeypointSmoother]] = {
-        "kalman": KalmanSmoother,
-        "oneeuro": OneEuroSmoother,
-        "none": NoSmoother,
-    }
-    if kind not in classes:
-        raise ValueError(f"unknown smoothing {kind!r}; choose one of {', '.join(classes)}")
+    if kind not in SMOOTHERS:
+        raise ValueError(f"unknown smoothing {kind!r}; choose one of {', '.join(SMOOTHERS)}")
     log.debug("keypoint smoother: %s (strength %.2f)", kind, config.strength)
-    return classes[kind](config)
+    return SMOOTHERS[kind](config)

@@ -39,7 +39,14 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from app.smoothing import KeypointSmoother, SmoothingConfig, SmoothingKind, make_smoother
+from app.smoothing import (
+    SMOOTHERS,
+    KeypointSmoother,
+    NoSmoother,
+    SmoothingConfig,
+    SmoothingKind,
+    make_smoother,
+)
 from app.types import FrameResult
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
 from sdpose_core.keypoints import OKS_SIGMAS
@@ -201,9 +208,13 @@ class Tracker:
         self.smoother.reset()
         self._last_t = None
 
-    def set_smoother(self, smoother: KeypointSmoother) -> None:
-        """Swap the keypoint filter live; tracks and ids are kept, filter state starts fresh."""
-        self.smoother = smoother
+    def set_smoothing(self, kind: SmoothingKind, strength: float) -> None:
+        """Change the keypoint filter live. A new kind starts a fresh filter (tracks and ids are
+        kept); the same kind is only retuned to `strength`, keeping its state."""
+        if type(self.smoother) is not SMOOTHERS.get(kind, NoSmoother):
+            config = dataclasses.replace(self.config.smoothing, kind=kind, strength=strength)
+            self.smoother = make_smoother(kind, config)
+        self.smoother.set_strength(strength)
 
     def update(self, result: FrameResult, hint_ids: np.ndarray | None = None) -> FrameResult:
         """Assign ids to `result`'s people and smooth their keypoints; returns a new FrameResult.

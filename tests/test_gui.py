@@ -113,7 +113,7 @@ def test_plays_a_file_with_skeletons_and_stats(qtbot, make_window, vtest):
     qtbot.waitUntil(lambda: fps_value(window.stats_panel.text("inference_fps")) > 0, timeout=TIMEOUT_MS)
     assert window.stats_panel.text("people") == "2"
     assert window.stats_panel.text("model").startswith("sdpose_t · torch")
-    assert window.source_info is not None and window.source_info["frame_count"] == 795
+    assert window.source_info is not None and window.source_info.frame_count == 795
     result = window.last_result
     assert result is not None and len(result) == 2 and result.track_ids is not None
     drawn = window.view.drawn_image()
@@ -251,7 +251,7 @@ def test_bad_sources_show_one_line(qtbot, make_window, vtest, tmp_path):
     window.open_selected_camera()
     qtbot.waitUntil(lambda: any("camera" in e for e in window.errors), timeout=TIMEOUT_MS)
     wait_frames(qtbot, window, 2)  # the first video carries on
-    assert window.source_info["name"] == "vtest.mp4"
+    assert window.source_info.name == "vtest.mp4"
 
 
 def test_drop_a_file_to_open_it(qtbot, make_window, vtest, shared_dir):
@@ -263,7 +263,7 @@ def test_drop_a_file_to_open_it(qtbot, make_window, vtest, shared_dir):
     event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, no_button, no_key)
     window.dropEvent(event)
     qtbot.waitUntil(lambda: window.source_info is not None, timeout=TIMEOUT_MS)
-    assert window.source_info["name"] == "sports2d_demo.mp4"
+    assert window.source_info.name == "sports2d_demo.mp4"
 
 
 def test_settings_persist_between_runs(qtbot, make_window, store):

@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.messages import WorkerStats
 from app.gui.models import BACKEND_CHOICES
 from app.gui.settings import GuiSettings
 from sdpose_core.models import VARIANT_NAMES
@@ -249,10 +250,10 @@ class StatsPanel(QWidget):
         grid.setColumnStretch(3, 1)
         grid.setRowStretch(last + 1, 1)
 
-    def update_stats(self, stats: dict[str, object]) -> None:
+    def update_stats(self, stats: WorkerStats) -> None:
         for key, _title, fmt in (*STAT_ROWS, ("model", "Model", "{}")):
-            if key in stats:
-                value = stats[key]
+            value = getattr(stats, key)
+            if value is not None:
                 try:
                     text = fmt.format(value)
                 except (TypeError, ValueError):

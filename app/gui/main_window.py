@@ -11,7 +11,6 @@ import argparse
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from PyQt6.QtCore import Qt, QThread, QTimer, pyqtSlot
 from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
@@ -25,9 +24,11 @@ from PyQt6.QtWidgets import (
 )
 
 from app.draw import DrawStyle
+from app.gui import messages
 from app.gui.actions import build_actions
 from app.gui.controls import ControlsPanel, StatsPanel
 from app.gui.dialogs import ErrorBox, ask_open, ask_save, show_about
+from app.gui.messages import ModelInfo, SourceInfo, WorkerStats
 from app.gui.models import DetectorFactory, EngineSpec, default_detector_factory
 from app.gui.settings import SettingsStore, initial_settings
 from app.gui.timeline import Timeline
@@ -41,12 +42,12 @@ __all__ = ["MainWindow"]
 logger = logging.getLogger(__name__)
 
 STATE_TEXT = {
-    "idle": "No source",
-    "opening": "Opening…",
-    "playing": "▶ Playing",
-    "paused": "❚❚ Paused",
-    "ended": "■ Ended",
-    "stopped": "Stopped",
+    WorkerState.IDLE: "No source",
+    WorkerState.OPENING: "Opening…",
+    WorkerState.PLAYING: "▶ Playing",
+    WorkerState.PAUSED: "❚❚ Paused",
+    WorkerState.ENDED: "■ Ended",
+    WorkerState.STOPPED: "Stopped",
 }
 
 
@@ -69,7 +70,7 @@ class MainWindow(QMainWindow):
         self.frames_shown = 0
         self.errors: list[str] = []
         self.exit_code = 0
-        self.source_info: dict[str, Any] | None = None
+        self.source_info: SourceInfo | None = None
         self.last_result: FrameResult | None = None
         self.recording_path: str | None = None
         self.last_export: tuple[str, int] | None = None
@@ -128,7 +129,7 @@ class MainWindow(QMainWindow):
             if self.actions_.view_menu is not None:
                 self.actions_.view_menu.addAction(dock.toggleViewAction())
 
-        self.state_label = QLabel(STATE_TEXT["idle"])
+        self.state_label = QLabel(STATE_TEXT[WorkerState.IDLE])
         self.state_label.setMinimumWidth(110)
         status = self.statusBar()
         assert status is not None
@@ -236,7 +237,7 @@ class MainWindow(QMainWindow):
         return self.last_result.frame.index if self.last_result is not None else -1
 
     def open_source(self, spec: str | int) -> None:
-        self.worker.post("open", spec)
+        self.worker.post(messages.Open(spec))
 
     def open_selected_camera(self) -> None:
         index = int(self.actions_.camera_combo.currentData())
@@ -249,19 +250,19 @@ class MainWindow(QMainWindow):
             self.open_source(int(spec) if spec.isdigit() else spec)
 
     def toggle_play(self) -> None:
-        self.worker.post("toggle")
+        self.worker.post(messages.Toggle())
 
     def play(self) -> None:
-        self.worker.post("play")
+        self.worker.post(messages.Play())
 
     def pause(self) -> None:
-        self.worker.post("pause")
+        self.worker.post(messages.Pause())
 
     def seek(self, index: int) -> None:
-        self.worker.post("seek", int(index))
+        self.worker.post(messages.Seek(int(index)))
 
     def step(self, delta: int) -> None:
-        self.worker.post("step", int(delta))
+        self.worker.post(messages.Step(int(delta)))
 
     def set_weights(self, path: str | None) -> None:
         self.settings.weights = path or ""
@@ -269,14 +270,14 @@ class MainWindow(QMainWindow):
         self._engine_changed()
 
     def start_recording(self, path: str) -> None:
-        self.worker.post("style", self.draw_style())
-        self.worker.post("record_start", str(path))
+        self.worker.post(messages.SetStyle(self.draw_style()))
+        self.worker.post(messages.RecordStart(str(path)))
 
     def stop_recording(self) -> None:
-        self.worker.post("record_stop")
+        self.worker.post(messages.RecordStop())
 
     def export_keypoints(self, path: str) -> None:
-        self.worker.post("export", str(path))
+        self.worker.post(messages.Export(str(path)))
 
     def save_screenshot(self, path: str) -> bool:
         """Grab the whole window (as a person sees it) to a PNG."""
@@ -351,46 +352,46 @@ class MainWindow(QMainWindow):
         self.worker.ack()
         self.last_result = result
         self.view.set_result(result)
-        live = bool(self.source_info and self.source_info.get("is_live"))
+        live = self.source_info is not None and self.source_info.is_live
         self.timeline.set_position(result.frame.index, result.frame.timestamp, live)
         self.frames_shown += 1
         limit = self.args.exit_after_frames
         if limit and self.frames_shown >= limit:
             QTimer.singleShot(0, self._finish)
 
-    @pyqtSlot(dict)
-    def _on_stats(self, stats: dict) -> None:
-        self.stats_panel.update_stats({**stats, "display_fps": self.view.display_fps})
+    @pyqtSlot(object)
+    def _on_stats(self, stats: WorkerStats) -> None:
+        self.stats_panel.update_stats(replace(stats, display_fps=self.view.display_fps))
 
-    @pyqtSlot(dict)
-    def _on_source_opened(self, info: dict) -> None:
+    @pyqtSlot(object)
+    def _on_source_opened(self, info: SourceInfo) -> None:
         self.source_info, self.last_result = info, None
         self.timeline.set_source(info)
         self.view.clear("Loading…")
-        self.setWindowTitle(f"{info['name']} — SDPose")
-        self.settings.last_source = str(Path(info["spec"]).resolve()) if not info["is_live"] else info["spec"]
+        self.setWindowTitle(f"{info.name} — SDPose")
+        self.settings.last_source = str(Path(info.spec).resolve()) if not info.is_live else info.spec
         self.actions_.reopen.setEnabled(True)
-        fps = f"{info['fps']:.3g} fps" if info.get("fps") else "unknown fps"
-        frames = f", {info['frame_count']} frames" if info.get("frame_count") else ""
-        self.show_message(f"opened {info['name']} ({fps}{frames})")
+        fps = f"{info.fps:.3g} fps" if info.fps else "unknown fps"
+        frames = f", {info.frame_count} frames" if info.frame_count else ""
+        self.show_message(f"opened {info.name} ({fps}{frames})")
 
-    @pyqtSlot(str)
-    def _on_state(self, state: str) -> None:
-        self.state_label.setText(STATE_TEXT.get(state, state))
-        self.timeline.set_playing(state == "playing")
-        if state == "ended" and self.args.exit_after_frames:
+    @pyqtSlot(object)
+    def _on_state(self, state: WorkerState) -> None:
+        self.state_label.setText(STATE_TEXT[state])
+        self.timeline.set_playing(state is WorkerState.PLAYING)
+        if state is WorkerState.ENDED and self.args.exit_after_frames:
             if self.frames_shown == 0:
                 self.exit_code = 1
             QTimer.singleShot(0, self._finish)
 
-    @pyqtSlot(dict)
-    def _on_model(self, info: dict) -> None:
+    @pyqtSlot(object)
+    def _on_model(self, info: ModelInfo) -> None:
         """What really runs (a failed switch keeps the old model): shown, and remembered."""
-        self.controls.set_engine(info["model"], info["backend"], info["flip_test"])
-        self.controls.set_weights_label(info["weights"] or None)
+        self.controls.set_engine(info.model, info.backend, info.flip_test)
+        self.controls.set_weights_label(info.weights or None)
         s = self.settings
-        s.model, s.backend, s.flip_test = info["model"], info["backend"], info["flip_test"]
-        s.weights = info["weights"]
+        s.model, s.backend, s.flip_test = info.model, info.backend, info.flip_test
+        s.weights = info.weights
 
     @pyqtSlot(bool, str)
     def _on_recording(self, on: bool, path: str) -> None:
@@ -414,27 +415,27 @@ class MainWindow(QMainWindow):
         self.settings.threshold = style.kpt_threshold
         self.settings.show_boxes, self.settings.show_ids = style.show_boxes, style.show_ids
         self.view.set_style(style)
-        self.worker.post("style", style)
+        self.worker.post(messages.SetStyle(style))
 
     def _smoothing_changed(self, kind: str, strength: float) -> None:
         self.settings.smoothing, self.settings.strength = kind, strength
-        self.worker.post("smoothing", kind, strength)
+        self.worker.post(messages.SetSmoothing(kind, strength))
 
     def _detection_changed(self, every: int, adaptive: bool) -> None:
         self.settings.det_every, self.settings.det_auto = every, adaptive
-        self.worker.post("detection", every, adaptive)
+        self.worker.post(messages.SetDetection(every, adaptive))
 
     def _engine_changed(self) -> None:
         c, s = self.controls, self.settings
         s.model, s.backend, s.flip_test = c.model.currentText(), c.backend_name(), c.flip.isChecked()
-        self.worker.post("engine", s.model, s.backend, s.flip_test, s.weights or None)
+        self.worker.post(messages.SetEngine(s.model, s.backend, s.flip_test, s.weights or None))
 
     def _max_speed_changed(self, on: bool) -> None:
         self.settings.max_speed = on
         self.timeline.max_speed_box.blockSignals(True)
         self.timeline.max_speed_box.setChecked(on)
         self.timeline.max_speed_box.blockSignals(False)
-        self.worker.post("max_speed", on)
+        self.worker.post(messages.SetMaxSpeed(on))
 
     # -- drag and drop, exit -----------------------------------------------------------------------
 

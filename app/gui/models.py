@@ -15,7 +15,6 @@ from typing import Any
 from app.detector import PersonDetector
 from app.engine import PoseEngine
 from app.pipeline import AppConfig, DetectionSchedule, PosePipeline
-from app.smoothing import KalmanSmoother, KeypointSmoother, NoSmoother, OneEuroSmoother, make_smoother
 from app.tracker import Tracker, TrackerConfig
 from sdpose_core.errors import EXPECTED_ERRORS
 from sdpose_core.quantize import QuantizeConfig
@@ -30,8 +29,6 @@ __all__ = [
     "build_pipeline",
     "build_tracker",
     "default_detector_factory",
-    "set_schedule",
-    "set_smoothing",
 ]
 
 logger = logging.getLogger(__name__)
@@ -111,22 +108,6 @@ def build_tracker(kind: str, strength: float) -> Tracker:
     config = TrackerConfig.load()
     config = replace(config, smoothing=replace(config.smoothing, kind=kind, strength=strength))
     return Tracker(config)
-
-
-def set_smoothing(tracker: Tracker, kind: str, strength: float) -> None:
-    """Swap the filter only when its kind changes (a swap restarts its state); else retune it."""
-    wanted: type[KeypointSmoother] = {"kalman": KalmanSmoother, "oneeuro": OneEuroSmoother}.get(
-        kind, NoSmoother
-    )
-    if type(tracker.smoother) is not wanted:
-        config = replace(tracker.config.smoothing, kind=kind, strength=strength)
-        tracker.set_smoother(make_smoother(kind, config))  # type: ignore[arg-type]
-    tracker.smoother.set_strength(strength)
-
-
-def set_schedule(pipeline: PosePipeline, every: int, adaptive: bool) -> None:
-    """Apply a new detection interval to the running pipeline (takes effect on the next frame)."""
-    pipeline.set_schedule(every, adaptive)
 
 
 def build_pipeline(

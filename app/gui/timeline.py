@@ -10,6 +10,8 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
 
+from app.gui.messages import SourceInfo
+
 __all__ = ["Timeline", "format_time"]
 
 
@@ -85,11 +87,11 @@ class Timeline(QWidget):
             return  # drags are handled by sliderMoved
         self.seek.emit(self.slider.sliderPosition())
 
-    def set_source(self, info: dict | None) -> None:
+    def set_source(self, info: SourceInfo | None) -> None:
         """A new source: a seekable file gets the slider; cameras and streams do not."""
-        seekable = bool(info and info.get("seekable") and info.get("frame_count"))
-        self._count = int(info.get("frame_count") or 0) if info else 0
-        self._fps = float(info.get("fps") or 30.0) if info else 30.0
+        seekable = bool(info and info.seekable and info.frame_count)
+        self._count = int(info.frame_count or 0) if info else 0
+        self._fps = float(info.fps or 30.0) if info else 30.0
         self.slider.setRange(0, max(self._count - 1, 0))
         self.slider.setValue(0)
         for w in (self.slider, self.back_button, self.forward_button, self.max_speed_box):

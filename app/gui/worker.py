@@ -1,11 +1,12 @@
 """The window's worker: capture, inference, recording and the session log, on one `QThread`.
 
-The UI thread never runs inference (as in DeepLabCut-live-GUI). The window posts
-commands into a thread-safe queue that the loop drains between frames, so a command waits at
-most one frame; results go back by signal. Display hand-off is newest-frame-wins: at most
-`MAX_IN_FLIGHT` results are queued towards the UI and a newer one replaces a held one, so a slow
-repaint never makes latency grow. Every failure becomes an `error(str)` signal, never a traceback.
-The engine and detector are built on the first frame, so the window appears at once.
+The UI thread never runs inference (as in DeepLabCut-live-GUI). The window posts typed
+commands (`app.gui.messages`) into a thread-safe queue that the loop drains between frames, so a
+command waits at most one frame; results, states and records go back by signal. Display
+hand-off is newest-frame-wins: at most `MAX_IN_FLIGHT` results are queued towards the UI and a
+newer one replaces a held one, so a slow repaint never makes latency grow. Every failure
+becomes an `error(str)` signal, never a traceback. The engine and detector are built on the
+first frame, so the window appears at once.
 """
 
 from __future__ import annotations
@@ -15,21 +16,33 @@ import queue
 import threading
 import time
 from dataclasses import replace
-from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal, pyqtSlot
 
 from app.draw import DrawStyle
 from app.exporters import OutputError
-from app.gui.models import (
-    BUILD_ERRORS,
-    DetectorFactory,
-    EngineSpec,
-    build_engine,
-    build_pipeline,
-    set_schedule,
-    set_smoothing,
+from app.gui.messages import (
+    Command,
+    Export,
+    ModelInfo,
+    Open,
+    Pause,
+    Play,
+    RecordStart,
+    RecordStop,
+    Seek,
+    SetDetection,
+    SetEngine,
+    SetMaxSpeed,
+    SetSmoothing,
+    SetStyle,
+    SourceInfo,
+    Step,
+    Toggle,
+    Wake,
+    WorkerStats,
 )
+from app.gui.models import BUILD_ERRORS, DetectorFactory, EngineSpec, build_engine, build_pipeline
 from app.gui.playback import Player, WorkerState
 from app.gui.session import Recorder, SessionLog, StatsMeter
 from app.pipeline import DetectionSchedule, PosePipeline
@@ -49,20 +62,16 @@ def _one_line(exc: BaseException) -> str:
 
 
 class PoseWorker(QObject):
-    """Owns the source and the `PosePipeline`; call `post(name, *args)` from any thread.
-
-    Commands: open(spec), play, pause, toggle, seek(index), step(delta), style(DrawStyle),
-    smoothing(kind, strength), detection(every, adaptive), engine(model, backend, flip, weights),
-    max_speed(on), record_start(path), record_stop, export(path).
-    """
+    """Owns the source and the `PosePipeline`; call `post(command)` from any thread with one of
+    the commands of `app.gui.messages` (`Open`, `Seek`, `SetEngine`, ...)."""
 
     result_ready = pyqtSignal(object)  # FrameResult
-    stats = pyqtSignal(dict)
-    source_opened = pyqtSignal(dict)
-    state_changed = pyqtSignal(str)
+    stats = pyqtSignal(object)  # WorkerStats
+    source_opened = pyqtSignal(object)  # SourceInfo
+    state_changed = pyqtSignal(object)  # WorkerState
     error = pyqtSignal(str)
     message = pyqtSignal(str)
-    model_ready = pyqtSignal(dict)  # {"model", "backend", "flip_test", "weights", "label"}
+    model_ready = pyqtSignal(object)  # ModelInfo
     recording = pyqtSignal(bool, str)  # (on, path)
     exported = pyqtSignal(str, int)
     finished = pyqtSignal()
@@ -81,7 +90,7 @@ class PoseWorker(QObject):
         fallback: EngineSpec | None = None,
     ) -> None:
         super().__init__()
-        self._commands: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue()
+        self._commands: queue.Queue[Command] = queue.Queue()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._in_flight = 0
@@ -94,7 +103,7 @@ class PoseWorker(QObject):
         self._smoothing = (smoothing, strength)
         self._pipeline: PosePipeline | None = None
         self._build_error: str | None = None
-        self._player = Player(lambda s: self.state_changed.emit(s.value), max_speed)
+        self._player = Player(self.state_changed.emit, max_speed)
         self._seen_dropped = 0
         self._recorder = Recorder()
         self._recorder.style = style or DrawStyle()
@@ -104,9 +113,9 @@ class PoseWorker(QObject):
 
     # -- called from the UI thread -------------------------------------------------------------
 
-    def post(self, name: str, *args: Any) -> None:
+    def post(self, command: Command) -> None:
         """Queue a command for the worker loop (thread-safe)."""
-        self._commands.put((name, args))
+        self._commands.put(command)
 
     def ack(self) -> None:
         """The UI took one result off the signal queue."""
@@ -116,7 +125,7 @@ class PoseWorker(QObject):
     def stop(self) -> None:
         """Ask the loop to exit; a live source is closed at once so a blocked read returns."""
         self._stopping.set()
-        self.post("noop")
+        self.post(Wake())
         source = self._player.source
         if source is not None and source.is_live:
             source.close()
@@ -144,7 +153,7 @@ class PoseWorker(QObject):
             self.error.emit(f"worker stopped after an unexpected error: {_one_line(exc)}")
         finally:
             self._final_exports()
-            self._cmd_record_stop()
+            self._record_stop()
             self._player.close()
             self._log.cleanup()
             self._player.set_state(WorkerState.STOPPED)
@@ -154,38 +163,73 @@ class PoseWorker(QObject):
         """Exports asked for as the window closed (`--output`) still run; other commands lapse."""
         while True:
             try:
-                name, args = self._commands.get_nowait()
+                command = self._commands.get_nowait()
             except queue.Empty:
                 return
-            if name == "export":
+            if isinstance(command, Export):
                 try:
-                    self._cmd_export(*args)
+                    self._export(command.path)
                 except (OutputError, OSError, ValueError) as exc:
                     self.error.emit(_one_line(exc))
                     logger.error("%s", _one_line(exc))
 
     def _handle_commands(self, timeout: float) -> None:
-        batch: list[tuple[str, tuple[Any, ...]]] = []
+        batch: list[Command] = []
         try:
             batch.append(self._commands.get(timeout=timeout) if timeout > 0 else self._commands.get_nowait())
             while True:
                 batch.append(self._commands.get_nowait())
         except queue.Empty:
             pass
-        for i, (name, args) in enumerate(batch):
-            if name == "seek" and i + 1 < len(batch) and batch[i + 1][0] == "seek":
+        for i, command in enumerate(batch):
+            if isinstance(command, Seek) and i + 1 < len(batch) and isinstance(batch[i + 1], Seek):
                 continue  # scrubbing the timeline: only the newest position matters
-            handler = getattr(self, f"_cmd_{name}", None)
-            if handler is None:
-                logger.error("unknown worker command %r", name)
-                continue
             try:
-                handler(*args)
+                self._handle(command)
             except BUILD_ERRORS as exc:
                 self.error.emit(_one_line(exc))
             except Exception as exc:  # a bug in one command must not end the session
-                logger.exception("worker command %s failed", name)
-                self.error.emit(f"{name} failed: {_one_line(exc)}")
+                logger.exception("worker command %s failed", command)
+                self.error.emit(f"{type(command).__name__} failed: {_one_line(exc)}")
+
+    def _handle(self, command: Command) -> None:
+        match command:
+            case Open(source):
+                self._open(source)
+            case Play():
+                self._play()
+            case Pause():
+                self._player.pause()
+            case Toggle():
+                if self._player.state is WorkerState.PLAYING:
+                    self._player.pause()
+                else:
+                    self._play()
+            case Seek(index):
+                self._seek(index)
+            case Step(delta):
+                self._reset_tracking(self._player.step(delta))
+            case SetStyle(style):
+                self._recorder.set_style(style)
+            case SetSmoothing(kind, strength):
+                self._set_smoothing(kind, strength)
+            case SetDetection(every, adaptive):
+                self._set_detection(every, adaptive)
+            case SetEngine(model, backend, flip_test, weights):
+                self._set_engine(model, backend, flip_test, weights)
+            case SetMaxSpeed(on):
+                self._player.max_speed = bool(on)
+                self._player.next_due = time.perf_counter()
+            case RecordStart(path):
+                self._record_start(path)
+            case RecordStop():
+                self._record_stop()
+            case Export(path):
+                self._export(path)
+            case Wake():
+                pass
+            case _:
+                logger.error("unknown worker command %r", command)
 
     def _advance(self) -> None:
         """Read, process, record, log and publish one frame."""
@@ -254,7 +298,7 @@ class PoseWorker(QObject):
                 self._recorder.write(result, self._record_fps())
             except (OutputError, OSError, ValueError) as exc:
                 self.error.emit(f"not recording: {_one_line(exc)}")
-                self._cmd_record_stop()
+                self._record_stop()
         if self._pipeline is not None:
             try:
                 self._log.write(result)
@@ -281,23 +325,23 @@ class PoseWorker(QObject):
 
     def _emit_stats(self) -> None:
         self._last_stats = time.perf_counter()
-        snap: dict[str, Any] = dict(self._meter.snapshot())
-        source = self._player.source
-        snap["dropped"] = source.dropped_frames if source is not None else 0
-        snap["model"] = self._label() if self._pipeline is not None else "not loaded"
+        snap = self._meter.snapshot()
         if self._pipeline is None:
             snap["inference_fps"] = 0.0  # frames pass through unprocessed
-        self.stats.emit(snap)
+        source = self._player.source
+        self.stats.emit(
+            WorkerStats(
+                **snap,
+                dropped=source.dropped_frames if source is not None else 0,
+                model=self._label() if self._pipeline is not None else "not loaded",
+            )
+        )
 
     def _emit_model(self) -> None:
         spec = self._spec
-        info = {
-            "model": spec.model,
-            "backend": spec.backend,
-            "flip_test": self._flip,
-            "weights": spec.weights or "",
-        }
-        self.model_ready.emit({**info, "label": self._label()})
+        self.model_ready.emit(
+            ModelInfo(spec.model, spec.backend, self._flip, spec.weights or "", self._label())
+        )
         self.message.emit(f"pose model ready: {self._label()}")
 
     def _label(self) -> str:
@@ -324,56 +368,37 @@ class PoseWorker(QObject):
 
     # -- commands (run on the worker thread) -----------------------------------------------------
 
-    def _cmd_noop(self) -> None:
-        pass
-
-    def _cmd_open(self, spec: str | int) -> None:
+    def _open(self, spec: str | int) -> None:
         self.message.emit(f"opening {spec}…")
         source = self._player.open(spec)  # SourceError: reported, the old source carries on
-        self._cmd_record_stop()  # a new size and rate: a new recording
+        self._record_stop()  # a new size and rate: a new recording
         self._seen_dropped = 0
         self._meter.reset()
         self._log.start()
         self._reset_tracking()
-        info = {"spec": str(spec), "name": source.name, "fps": source.fps, "frame_count": source.frame_count}
-        self.source_opened.emit({**info, "is_live": source.is_live, "seekable": self._player.seekable})
+        self.source_opened.emit(
+            SourceInfo(
+                str(spec), source.name, source.fps, source.frame_count, source.is_live, self._player.seekable
+            )
+        )
 
-    def _cmd_play(self) -> None:
+    def _play(self) -> None:
         self._reset_tracking(self._player.play())
 
-    def _cmd_pause(self) -> None:
-        self._player.pause()
-
-    def _cmd_toggle(self) -> None:
-        if self._player.state is WorkerState.PLAYING:
-            self._player.pause()
-        else:
-            self._cmd_play()
-
-    def _cmd_seek(self, index: int) -> None:
+    def _seek(self, index: int) -> None:
         self._reset_tracking(self._player.seek(index))
 
-    def _cmd_step(self, delta: int) -> None:
-        self._reset_tracking(self._player.step(delta))
-
-    def _cmd_style(self, style: DrawStyle) -> None:
-        self._recorder.set_style(style)
-
-    def _cmd_smoothing(self, kind: str, strength: float) -> None:
+    def _set_smoothing(self, kind: str, strength: float) -> None:
         self._smoothing = (kind, float(strength))
-        if self._pipeline is not None and self._pipeline.tracker is not None:
-            set_smoothing(self._pipeline.tracker, kind, float(strength))
+        if self._pipeline is not None:
+            self._pipeline.set_smoothing(kind, float(strength))
 
-    def _cmd_detection(self, every: int, adaptive: bool) -> None:
+    def _set_detection(self, every: int, adaptive: bool) -> None:
         self._schedule = replace(self._schedule, every=max(1, int(every)), adaptive=bool(adaptive))
         if self._pipeline is not None:
-            set_schedule(self._pipeline, every, adaptive)
+            self._pipeline.set_schedule(every, adaptive)
 
-    def _cmd_max_speed(self, on: bool) -> None:
-        self._player.max_speed = bool(on)
-        self._player.next_due = time.perf_counter()
-
-    def _cmd_engine(self, model: str, backend: str, flip_test: bool, weights: str | None) -> None:
+    def _set_engine(self, model: str, backend: str, flip_test: bool, weights: str | None) -> None:
         """Model, backend or weights changed: rebuild the engine only; flip is a plain switch."""
         spec = replace(self._spec, model=model, backend=backend, weights=weights or None)
         self._flip = bool(flip_test)
@@ -388,19 +413,20 @@ class PoseWorker(QObject):
                 self.error.emit(f"could not switch to {spec.label()}: {_one_line(exc)}")
                 self._emit_model()  # the window shows what still runs
                 return
-            self._pipeline.engine, self._spec = engine, spec
+            self._pipeline.set_engine(engine)
+            self._spec = spec
             self._emit_model()
         if self._pipeline is not None:
-            self._pipeline.engine.flip_test = self._flip
+            self._pipeline.set_flip_test(self._flip)
         if self._player.state is WorkerState.PAUSED and self._player.last_index >= 0:
-            self._cmd_seek(self._player.last_index)  # paused: show the change on this frame
+            self._seek(self._player.last_index)  # paused: show the change on this frame
 
-    def _cmd_record_start(self, path: str) -> None:
-        self._cmd_record_stop()
+    def _record_start(self, path: str) -> None:
+        self._record_stop()
         self._recorder.start(path)  # the file opens with the next frame
         self.recording.emit(True, path)
 
-    def _cmd_record_stop(self) -> None:
+    def _record_stop(self) -> None:
         if not self._recorder.active:
             return
         try:
@@ -413,5 +439,5 @@ class PoseWorker(QObject):
         if writer is not None:
             self.message.emit(f"saved {writer.frames_written} frames to {writer.path}")
 
-    def _cmd_export(self, path: str) -> None:
+    def _export(self, path: str) -> None:
         self.exported.emit(path, self._log.export(path))
