@@ -10,8 +10,6 @@ that file. No worker exports ONNX, and no machine needs the driver's paths for w
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from app.detector import DetectorError, PersonDetector
 from app.engine import OnnxBackend, PoseEngine, _export_cached, cache_dir
 from app.pipeline import AppConfig
+from sdpose_core.jsonio import atomic_path
 
 __all__ = ["ShippedFile", "prepare_pose_file", "check_detector", "ship", "file_digest"]
 
@@ -79,10 +78,8 @@ class ShippedFile:
             import ray
 
             data = ray.get(self.ref)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-            temp.write_bytes(data)
-            os.replace(temp, path)  # workers starting together each write a whole copy; one wins
+            with atomic_path(path) as temp:  # workers starting together each write a whole copy; one wins
+                temp.write_bytes(data)
         return path
 
 

@@ -15,13 +15,12 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections import deque
 from pathlib import Path
 
 from app.draw import DrawStyle
 from app.exporters import JsonlWriter, OutputError, VideoWriter
-from app.exporters.base import output_error, prepare_file
+from app.exporters.base import atomic_write_text, output_error, prepare_file
 from app.types import FrameResult
 
 __all__ = ["StatsMeter", "SessionLog", "Recorder", "POSE_STAGES"]
@@ -136,15 +135,9 @@ class SessionLog:
                 for line in f:
                     if line.strip():
                         records[int(json.loads(line)["frame"])] = line if line.endswith("\n") else line + "\n"
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            with open(tmp, "x", encoding="utf-8") as f:
-                for index in sorted(records):
-                    f.write(records[index])
-            os.replace(tmp, dest)
+            atomic_write_text(dest, "".join(records[index] for index in sorted(records)))
         except OSError as e:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise output_error(destination, e, "file name") from None
         logger.info("exported %d frames of keypoints to %s", len(records), dest)
         return len(records)

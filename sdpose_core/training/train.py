@@ -40,6 +40,7 @@ from sdpose_core.evaluation import (
     predict_dataset,
 )
 from sdpose_core.hardware import cpu_has_native_bf16
+from sdpose_core.jsonio import atomic_path, atomic_write_text
 from sdpose_core.models import build_model
 from sdpose_core.training.losses import LossWeights, SDPoseLoss
 from sdpose_core.training.recipe import Recipe, load_recipe
@@ -403,11 +404,8 @@ class Trainer:
             self._write_recipe()
 
     def _write_recipe(self) -> None:
-        path = self.paths.work_dir / "recipe.yaml"
-        tmp = path.with_suffix(".yaml.tmp")
         header = f"# the recipe this run trained with (from {self.recipe.path})\n"
-        tmp.write_text(header + self.recipe.to_yaml())
-        os.replace(tmp, path)
+        atomic_write_text(self.paths.work_dir / "recipe.yaml", header + self.recipe.to_yaml())
 
 
 def plot_log(log_path: Path, png_path: Path) -> None:
@@ -435,10 +433,11 @@ def plot_log(log_path: Path, png_path: Path) -> None:
     if ax_ap.lines:
         ax_ap.legend()
     fig.tight_layout()
-    tmp = png_path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        with atomic_path(png_path) as tmp:
+            fig.savefig(tmp, dpi=80)
+    finally:
+        plt.close(fig)
 
 
 def _parser() -> argparse.ArgumentParser:
