@@ -30,9 +30,10 @@ from app.detector import Detections
 from app.detector_export import EXPORTS
 from app.limits import bounded, check_bounds, check_device
 from app.smoothing import SmoothingKind
-from app.tracker import Tracker, box_iou
+from app.tracker import Tracker
 from app.types import Frame, FrameResult
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
+from sdpose_core.geometry import box_iou
 from sdpose_core.quantize import QuantizeConfig
 
 MIN_PERSON_SPREAD = 8.0  # pixels: the confident joints of a tracked person span at least this

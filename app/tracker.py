@@ -49,9 +49,10 @@ from app.smoothing import (
 )
 from app.types import FrameResult
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
-from sdpose_core.keypoints import OKS_SIGMAS
+from sdpose_core.geometry import box_areas, box_intersections, box_iou
+from sdpose_core.keypoints import oks_terms
 
-__all__ = ["TrackerConfig", "Track", "Tracked", "Tracker", "box_iou", "oks_matrix"]
+__all__ = ["TrackerConfig", "Track", "Tracked", "Tracker", "oks_matrix"]
 
 log = logging.getLogger(__name__)
 
@@ -138,25 +139,6 @@ class Track:
         return self.box + np.tile(shift, 2), self.keypoints + shift
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of x1 y1 x2 y2 boxes."""
-    inter = _intersection(a, b)
-    area_a = _area(a)[:, None]
-    area_b = _area(b)[None, :]
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
-
-
-def _area(b: np.ndarray) -> np.ndarray:
-    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-
-
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    return wh[..., 0] * wh[..., 1]
-
-
 def oks_matrix(
     kpts_a: np.ndarray,
     scores_a: np.ndarray,
@@ -170,11 +152,10 @@ def oks_matrix(
     `areas_a` (box areas of `a`) set the scale, as the ground-truth area does in COCOeval.
     """
     d2 = ((kpts_a[:, None] - kpts_b[None]) ** 2).sum(-1)  # (A, B, 17)
-    k2 = (2.0 * OKS_SIGMAS) ** 2
-    e = d2 / (2.0 * np.maximum(areas_a, 1.0)[:, None, None] * k2)
+    terms = oks_terms(d2, np.maximum(areas_a, 1.0)[:, None])
     shared = (scores_a[:, None] >= min_score) & (scores_b[None] >= min_score)
     n = shared.sum(-1)
-    total = (np.exp(-e) * shared).sum(-1)
+    total = (terms * shared).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, total / n, np.nan)
 
@@ -320,7 +301,7 @@ class Tracker:
         pkpts = np.stack([p[1] for p in preds])
         pscores = np.stack([tr.kpt_scores for tr in tracks])
         iou = box_iou(pboxes, boxes)
-        oks = oks_matrix(pkpts, pscores, _area(pboxes), kpts, kscores, cfg.min_kpt_score)
+        oks = oks_matrix(pkpts, pscores, box_areas(pboxes), kpts, kscores, cfg.min_kpt_score)
         w = cfg.iou_weight + cfg.oks_weight
         mixed = (cfg.iou_weight * (1.0 - iou) + cfg.oks_weight * (1.0 - np.nan_to_num(oks))) / w
         cost = np.where(np.isnan(oks), 1.0 - iou, mixed)  # no shared confident joint: box only
@@ -331,8 +312,8 @@ class Tracker:
     def _is_duplicate(self, boxes: np.ndarray, di: int, keep: list[int]) -> bool:
         if not keep or self.config.duplicate_overlap > 1:
             return False
-        inter = _intersection(boxes[di : di + 1], boxes[keep])[0]
-        smaller = np.minimum(_area(boxes[di : di + 1]), _area(boxes[keep]))
+        inter = box_intersections(boxes[di : di + 1], boxes[keep])[0]
+        smaller = np.minimum(box_areas(boxes[di : di + 1]), box_areas(boxes[keep]))
         return bool((inter >= self.config.duplicate_overlap * np.maximum(smaller, 1e-9)).any())
 
     def _update_track(

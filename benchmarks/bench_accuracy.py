@@ -54,7 +54,7 @@ SHARED = REPO.parent / "shared"
 DATA = SHARED / "data"
 sys.path.insert(0, str(REPO))
 
-from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, OKS_SIGMAS  # noqa: E402
+from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, oks_terms  # noqa: E402
 
 MOVENET = DATA / "models" / "movenet" / "movenet-thunder.onnx"
 YOLO = DATA / "models" / "yolo11n-pose" / "yolo11n-pose.onnx"
@@ -229,8 +229,7 @@ def load_training_sample(ann_file: Path, image_root: Path, per_source: int, seed
 def joint_similarity(pred: np.ndarray, person: Person) -> np.ndarray:
     """(17,) each joint's term of COCO OKS, exp(-d^2 / 2 s^2 k^2), labelled or not."""
     d2 = ((pred - person.keypoints) ** 2).sum(axis=1)
-    variances = (2 * OKS_SIGMAS) ** 2
-    return np.exp(-d2 / variances / (person.area + np.spacing(1)) / 2)
+    return oks_terms(d2, person.area + np.spacing(1))
 
 
 def oks(pred: np.ndarray, person: Person) -> float:
@@ -308,7 +307,8 @@ def movenet_predictor(args):
 
 
 def yolo_predictor(args, matched: list[int]):
-    from sdpose_core.labels.teachers import YoloPoseTeacher, box_iou
+    from sdpose_core.geometry import box_iou
+    from sdpose_core.labels.teachers import YoloPoseTeacher
 
     teacher = YoloPoseTeacher(args.yolo, imgsz=args.yolo_imgsz, threads=args.threads)
 

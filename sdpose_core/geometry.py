@@ -22,6 +22,9 @@ __all__ = [
     "IMAGENET_STD",
     "box_xyxy_to_xywh",
     "box_xywh_to_xyxy",
+    "box_areas",
+    "box_intersections",
+    "box_iou",
     "boxes_to_center_scale",
     "get_affine_matrix",
     "get_affine_matrices",
@@ -39,6 +42,28 @@ MIN_BOX_SIDE: float = 2.0  # pixels: a thinner box would make the crop transform
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)  # RGB
+
+
+def box_areas(boxes: np.ndarray) -> np.ndarray:
+    """(N,) areas of (N,4) x1,y1,x2,y2 boxes; an inverted box has area 0."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
+
+
+def box_intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,M) intersection areas of (N,4) and (M,4) x1,y1,x2,y2 boxes."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    return np.clip(rb - lt, 0, None).prod(axis=2)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,M) IoU of (N,4) and (M,4) x1,y1,x2,y2 boxes; 0 where both are empty."""
+    inter = box_intersections(a, b)
+    union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def box_xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:

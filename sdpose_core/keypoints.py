@@ -19,6 +19,7 @@ __all__ = [
     "OKS_SIGMAS",
     "UPPER_BODY_IDS",
     "LOWER_BODY_IDS",
+    "oks_terms",
     "oks_iou",
 ]
 
@@ -135,6 +136,18 @@ UPPER_BODY_IDS: tuple[int, ...] = tuple(range(0, 11))
 LOWER_BODY_IDS: tuple[int, ...] = tuple(range(11, 17))
 
 
+def oks_terms(d2: np.ndarray, area: np.ndarray | float, sigmas: np.ndarray = OKS_SIGMAS) -> np.ndarray:
+    """Each joint's term of COCO's object keypoint similarity, exp(-d^2 / (2 s^2 (2 sigma)^2)).
+
+    `d2` (..., K) squared pixel distances; `area` (the scale s^2) broadcasts against `d2[..., 0]`.
+    OKS itself is the mean of these terms over the joints that count, which each caller chooses
+    (`oks_iou`: visible in both poses; the tracker: confident in both; COCO: labelled)."""
+    variances = (np.asarray(sigmas, dtype=np.float64) * 2) ** 2
+    return np.exp(
+        -(np.asarray(d2, dtype=np.float64) / variances / np.asarray(area, dtype=np.float64)[..., None] / 2)
+    )
+
+
 def oks_iou(
     g: np.ndarray,
     d: np.ndarray,
@@ -150,14 +163,13 @@ def oks_iou(
     """
     g = np.asarray(g, dtype=np.float64).reshape(-1)
     d = np.asarray(d, dtype=np.float64).reshape(-1, g.size)
-    variances = (np.asarray(sigmas, dtype=np.float64) * 2) ** 2
     dx = d[:, 0::3] - g[0::3]
     dy = d[:, 1::3] - g[1::3]
     areas = (a_g + np.asarray(a_d, dtype=np.float64).reshape(-1)) / 2 + np.spacing(1)
-    e = (dx**2 + dy**2) / variances / areas[:, None] / 2
+    terms = oks_terms(dx**2 + dy**2, areas, sigmas)
     if vis_thr is None:
-        return np.exp(-e).mean(axis=1).astype(np.float32) if e.shape[1] else np.zeros(len(d), np.float32)
+        return terms.mean(axis=1).astype(np.float32) if terms.shape[1] else np.zeros(len(d), np.float32)
     mask = (g[2::3] > vis_thr) & (d[:, 2::3] > vis_thr)
     count = mask.sum(axis=1)
-    total = np.where(mask, np.exp(-e), 0.0).sum(axis=1)
+    total = np.where(mask, terms, 0.0).sum(axis=1)
     return np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from app.detector import DetectorError, PersonDetector, default_detector_path
-from app.tracker import box_iou
+from sdpose_core.geometry import box_iou
 
 REPO = Path(__file__).resolve().parents[1]
 

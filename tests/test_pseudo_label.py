@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from sdpose_core.cli import run_cli
+from sdpose_core.geometry import box_iou
 from sdpose_core.keypoints import FLIP_INDEX, KEYPOINT_NAMES, OKS_SIGMAS
 from sdpose_core.labels.lsp import read_lsp, read_lsp_joints
 from sdpose_core.labels.pseudo_label import main, merge_annotation_files
-from sdpose_core.labels.teachers import MoveNetTeacher, YoloPoseTeacher, box_iou, flip_agreement
+from sdpose_core.labels.teachers import MoveNetTeacher, YoloPoseTeacher, flip_agreement
 
 MOVENET = "data/models/movenet/movenet-thunder.onnx"
 YOLO = "data/models/yolo11n-pose/yolo11n-pose.onnx"

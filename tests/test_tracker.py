@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 from app.smoothing import KalmanSmoother, OneEuroSmoother, SmoothingConfig, make_smoother
-from app.tracker import Tracker, TrackerConfig, box_iou
+from app.tracker import Tracker, TrackerConfig
 from app.types import Frame, FrameResult
 from sdpose_core.config import ConfigError, from_dict
+from sdpose_core.geometry import box_iou
 
 FPS = {"vtest": 10.0, "sports2d_demo": 30.0, "one-by-one-person-detection": 10.0}
 _IMAGE = np.empty((0, 0, 3), np.uint8)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from sdpose_core.errors import UserError
+from sdpose_core.geometry import box_iou
 from sdpose_core.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "make_session",
     "flip_agreement",
     "square_crop_boxes",
-    "box_iou",
     "MOVENET_SIZE",
     "DEFAULT_FLIP_AGREE",
 ]
@@ -78,19 +78,6 @@ def _check_input(session, path: str | os.PathLike, name: str, what: str) -> None
     names = [i.name for i in session.get_inputs()]
     if names != [name]:
         raise UserError(f"{path} is not a {what} model (inputs {names}, expected ['{name}'])")
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N,4) and (M,4) xyxy boxes -> (N,M)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def _box_sizes(boxes_xyxy: np.ndarray) -> np.ndarray:
