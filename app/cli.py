@@ -27,7 +27,8 @@ from app.limits import device_flag, flag_type
 from app.overlap import ReadAhead, WriteBehind
 from app.pipeline import AppConfig, DetectorConfig, PosePipeline
 from app.preflight import check_paths
-from app.sources import Source, SourceError, is_live_spec, open_source
+from app.smoothing import SMOOTHING_KINDS
+from app.sources import DEFAULT_FPS, Source, SourceError, is_live_spec, open_source
 from app.tracker import Tracker, TrackerConfig
 from app.types import Frame
 from sdpose_core.cli import ArgumentParser, describe_error, interrupt_exit_code, positive_int, run_cli
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--det-conf", type=flag_type(DetectorConfig, "conf"), help="minimum person box confidence (0-1)"
     )
     det.add_argument("--det-every", help="run the detector every N frames, or 'auto' (adaptive)")
-    det.add_argument("--smoothing", choices=("kalman", "oneeuro", "none"), help="keypoint smoothing")
+    det.add_argument("--smoothing", choices=SMOOTHING_KINDS, help="keypoint smoothing")
     return parser
 
 
@@ -220,7 +221,7 @@ def run_headless(args: argparse.Namespace, cfg: AppConfig) -> int:
             args.output,
             args.format,
             args.save_video,
-            source.fps or 30.0,
+            source.fps or DEFAULT_FPS,
             (width, height),
             Path(source.name).stem,
             paced_video=source.is_live,  # live sources drop frames: keep the video's timing real

@@ -40,6 +40,8 @@ class DetectorError(SDPoseError, RuntimeError):
 _OPENVINO_MODELS: dict[Path, tuple[object, threading.Lock]] = {}
 _OPENVINO_MODELS_LOCK = threading.Lock()
 
+MAX_PEOPLE = 50  # boxes kept per image by default (`detector: max_people` in configs/app.yaml)
+
 
 def _is_openvino(path: Path) -> bool:
     return path.is_dir() and any(path.glob("*.xml"))
@@ -103,7 +105,7 @@ class PersonDetector:
         conf: float = 0.3,
         iou: float = 0.6,
         device: str = "cpu",
-        max_people: int = 100,
+        max_people: int = MAX_PEOPLE,
         export: str = "none",
     ) -> None:
         path = Path(model_path) if model_path is not None else default_detector_path()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.detector import Detections
+from app.detector import MAX_PEOPLE, Detections
 from app.detector_export import EXPORTS
 from app.limits import bounded, check_bounds, check_device
 from app.smoothing import SmoothingKind
@@ -58,7 +58,7 @@ class DetectorConfig:
     imgsz: int = bounded(640, 32, 4096)
     conf: float = bounded(0.1, 0.0, 1.0)
     iou: float = bounded(0.6, 0.0, 1.0)
-    max_people: int = bounded(50, 1)
+    max_people: int = bounded(MAX_PEOPLE, 1)
     export: str = "openvino"  # a .pt runs through this Ultralytics export of it (cached): see app.yaml
 
     def __post_init__(self) -> None:

@@ -19,7 +19,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from filterpy.common import Q_discrete_white_noise
@@ -33,6 +33,7 @@ __all__ = [
     "KalmanSmoother",
     "OneEuroSmoother",
     "SMOOTHERS",
+    "SMOOTHING_KINDS",
     "make_smoother",
     "strength_gain",
 ]
@@ -40,6 +41,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SmoothingKind = Literal["kalman", "oneeuro", "none"]
+SMOOTHING_KINDS: tuple[str, ...] = get_args(SmoothingKind)
 NUM_JOINTS = 17
 _MIN_SCALE = 1.0  # pixels; guards against a degenerate (single-point) person
 _MAX_DT = 1.0  # seconds; a longer step is treated as this, so covariances stay bounded

@@ -14,17 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.sources import IMAGE_EXTENSIONS
 from app.sources.files import natural_key
 from sdpose_core.errors import UserError
+from sdpose_core.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 __all__ = ["VIDEO_EXTENSIONS", "BatchInput", "InputError", "MANIFEST_NAME", "find_inputs", "name_outputs"]
 
-# What OpenCV's FFmpeg backend reads; a folder walk picks these up (a file named explicitly is
-# always taken, whatever its ending).
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts", ".3gp"}
-)
 LIST_SUFFIXES = (".txt", ".lst")
 GLOB_CHARS = frozenset("*?[")
 OUTPUT_SUFFIX = {"jsonl": ".jsonl", "coco": ".json", "openpose": ""}  # openpose: a folder per input

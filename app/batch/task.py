@@ -29,7 +29,7 @@ from app.batch.outputs import commit, discard, temp_path
 from app.cli import RunStats, build_pipeline
 from app.exporters import close_writers, open_writers
 from app.pipeline import AppConfig, PosePipeline
-from app.sources import SourceError, open_source
+from app.sources import DEFAULT_FPS, SourceError, open_source
 from app.tracker import Tracker
 from sdpose_core.cli import describe_error
 from sdpose_core.errors import EXPECTED_ERRORS
@@ -135,7 +135,7 @@ def _process(
             raise SourceError(source.error or f"{source.name} has no frames")
         height, width = first.image.shape[:2]
         name = Path(source.name).stem
-        writers = open_writers(str(output), spec.fmt, None, source.fps or 30.0, (width, height), name)
+        writers = open_writers(str(output), spec.fmt, None, source.fps or DEFAULT_FPS, (width, height), name)
         stats = RunStats()
         try:
             for result in pipeline.run(itertools.islice(itertools.chain([first], frames), spec.max_frames)):

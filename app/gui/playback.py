@@ -12,7 +12,7 @@ import enum
 import time
 from collections.abc import Callable
 
-from app.sources import Source, SourceError, VideoFileSource, open_source
+from app.sources import DEFAULT_FPS, Source, SourceError, VideoFileSource, open_source
 from app.types import Frame
 
 __all__ = ["Player", "WorkerState", "IDLE_POLL_S"]
@@ -129,6 +129,6 @@ class Player:
         if self.state is WorkerState.PLAYING and not one_shot:
             now = time.perf_counter()
             # Behind (slow inference): the next frame is due now, with no burst to catch up.
-            self.next_due = max(self.next_due + 1.0 / (self.source.fps or 30.0), now)
+            self.next_due = max(self.next_due + 1.0 / (self.source.fps or DEFAULT_FPS), now)
         self.last_index = frame.index
         return frame

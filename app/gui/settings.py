@@ -22,6 +22,7 @@ from PyQt6.QtCore import QByteArray, QSettings
 
 from app.gui.models import BACKEND_CHOICES, backend_choice
 from app.pipeline import AppConfig
+from app.smoothing import SMOOTHING_KINDS
 from app.tracker import TrackerConfig
 
 __all__ = ["GuiSettings", "SettingsStore", "SETTINGS_ENV", "initial_settings"]
@@ -29,7 +30,6 @@ __all__ = ["GuiSettings", "SettingsStore", "SETTINGS_ENV", "initial_settings"]
 logger = logging.getLogger(__name__)
 
 SETTINGS_ENV = "SDPOSE_SETTINGS"
-SMOOTHING_KINDS = ("kalman", "oneeuro", "none")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
 
 from app.gui.messages import SourceInfo
+from app.sources import DEFAULT_FPS
 
 __all__ = ["Timeline", "format_time"]
 
@@ -68,7 +69,7 @@ class Timeline(QWidget):
         self.slider.sliderMoved.connect(self.seek.emit)
         self.slider.actionTriggered.connect(self._slider_action)
         self.max_speed_box.toggled.connect(self.max_speed.emit)
-        self._fps = 30.0
+        self._fps = DEFAULT_FPS
         self._count = 0
         self.set_source(None)
 
@@ -91,7 +92,7 @@ class Timeline(QWidget):
         """A new source: a seekable file gets the slider; cameras and streams do not."""
         seekable = bool(info and info.seekable and info.frame_count)
         self._count = int(info.frame_count or 0) if info else 0
-        self._fps = float(info.fps or 30.0) if info else 30.0
+        self._fps = float(info.fps or DEFAULT_FPS) if info else DEFAULT_FPS
         self.slider.setRange(0, max(self._count - 1, 0))
         self.slider.setValue(0)
         for w in (self.slider, self.back_button, self.forward_button, self.max_speed_box):

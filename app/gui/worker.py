@@ -46,6 +46,7 @@ from app.gui.models import BUILD_ERRORS, DetectorFactory, EngineSpec, build_engi
 from app.gui.playback import Player, WorkerState
 from app.gui.session import Recorder, SessionLog, StatsMeter
 from app.pipeline import DetectionSchedule, PosePipeline
+from app.sources import DEFAULT_FPS
 from app.types import Frame, FrameResult
 
 __all__ = ["PoseWorker", "WorkerState", "MAX_IN_FLIGHT"]
@@ -308,7 +309,7 @@ class PoseWorker(QObject):
     def _record_fps(self) -> float:
         """A file's own rate; for a camera the rate inference keeps up with (frames are dropped)."""
         source = self._player.source
-        fps = (source.fps if source is not None else None) or 30.0
+        fps = (source.fps if source is not None else None) or DEFAULT_FPS
         if source is not None and source.is_live:
             measured = self._meter.snapshot()["inference_fps"]
             fps = min(max(measured or fps, 1.0), fps)

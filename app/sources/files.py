@@ -24,6 +24,7 @@ from app.sources.base import (
     sane_fps,
 )
 from app.types import Frame
+from sdpose_core.media import IMAGE_EXTENSIONS
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -35,8 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 
 
 def natural_key(path: Path) -> list[str | int]:

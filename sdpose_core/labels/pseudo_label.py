@@ -43,6 +43,7 @@ from sdpose_core.labels.coco_labels import (
 )
 from sdpose_core.labels.lsp import LSP, LSPET
 from sdpose_core.labels.teachers import DEFAULT_FLIP_AGREE, MoveNetTeacher, YoloPoseTeacher
+from sdpose_core.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 __all__ = [
     "LabelSettings",
@@ -65,8 +66,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 
 _MODELS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "models"
 _DEFAULT_MODELS = {"movenet": "movenet/movenet-thunder.onnx", "yolo": "yolo11n-pose/yolo11n-pose.onnx"}
