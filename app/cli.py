@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.detector import PersonDetector
@@ -29,7 +29,7 @@ from app.pipeline import AppConfig, DetectorConfig, PosePipeline
 from app.preflight import check_paths
 from app.smoothing import SMOOTHING_KINDS
 from app.sources import DEFAULT_FPS, Source, SourceError, is_live_spec, open_source
-from app.tracker import Tracker, TrackerConfig
+from app.tracker import Tracker
 from app.types import Frame
 from sdpose_core.cli import ArgumentParser, describe_error, interrupt_exit_code, positive_int, run_cli
 from sdpose_core.config import ConfigError
@@ -140,19 +140,8 @@ def build_pipeline(
         cfg.int8,
         cfg.onnx_spinning,
     )
-    detector = PersonDetector(
-        detector_path,
-        cfg.detector.imgsz,
-        cfg.detector.conf,
-        cfg.detector.iou,
-        cfg.device,
-        cfg.detector.max_people,
-        cfg.detector.export,
-    )
-    tracker_cfg = TrackerConfig.load()
-    if smoothing:
-        tracker_cfg = replace(tracker_cfg, smoothing=replace(tracker_cfg.smoothing, kind=smoothing))
-    return PosePipeline(detector, engine, Tracker(tracker_cfg), cfg.detection)
+    detector = PersonDetector.from_config(cfg.detector, detector_path, cfg.device)
+    return PosePipeline(detector, engine, Tracker.from_settings(smoothing or None), cfg.detection)
 
 
 class RunStats:

@@ -13,11 +13,15 @@ import threading
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.detector_export import exported_detector
 from sdpose_core.errors import SDPoseError
+
+if TYPE_CHECKING:
+    from app.pipeline import DetectorConfig
 
 __all__ = ["PersonDetector", "Detections", "DetectorError", "default_detector_path"]
 
@@ -97,6 +101,13 @@ class PersonDetector:
         export: on the CPU, run a `.pt` through Ultralytics' own "openvino" or "onnx" export of
             it (made once, cached; `app.detector_export`), or "none" for the `.pt` itself.
     """
+
+    @classmethod
+    def from_config(
+        cls, cfg: DetectorConfig, model_path: str | os.PathLike | None, device: str
+    ) -> PersonDetector:
+        """The detector `detector:` in `configs/app.yaml` (and the `--det-*` flags) describe."""
+        return cls(model_path, cfg.imgsz, cfg.conf, cfg.iou, device, cfg.max_people, cfg.export)
 
     def __init__(
         self,

@@ -171,6 +171,16 @@ class Tracked(NamedTuple):
 class Tracker:
     """Stateful tracker: `update(FrameResult) -> FrameResult` with `track_ids` and smoothed keypoints."""
 
+    @classmethod
+    def from_settings(cls, smoothing: SmoothingKind | None = None, strength: float | None = None) -> Tracker:
+        """The tracker of `configs/tracker.yaml`, with another smoothing kind or strength where given
+        (`--smoothing`, the window's controls)."""
+        config = TrackerConfig.load()
+        changes = {k: v for k, v in (("kind", smoothing), ("strength", strength)) if v is not None}
+        if changes:
+            config = dataclasses.replace(config, smoothing=dataclasses.replace(config.smoothing, **changes))
+        return cls(config)
+
     def __init__(self, config: TrackerConfig | None = None, smoothing: SmoothingKind | None = None) -> None:
         self.config = config or TrackerConfig()
         self.smoother: KeypointSmoother = make_smoother(smoothing, self.config.smoothing)

@@ -56,8 +56,7 @@ def check_detector(path: str | None, cfg: AppConfig) -> Path | None:
         return None
     if Path(path).is_dir():
         raise DetectorError(f"{path} is a folder: batch ships one detector file (.pt or .onnx)")
-    d = cfg.detector
-    return PersonDetector(path, d.imgsz, d.conf, d.iou, "cpu", export=d.export).source
+    return PersonDetector.from_config(cfg.detector, path, "cpu").source
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.detector import PersonDetector
 from app.engine import PoseEngine
 from app.pipeline import AppConfig, DetectionSchedule, PosePipeline
-from app.tracker import Tracker, TrackerConfig
+from app.tracker import Tracker
 from sdpose_core.errors import EXPECTED_ERRORS
 from sdpose_core.quantize import QuantizeConfig
 
@@ -27,7 +27,6 @@ __all__ = [
     "EngineSpec",
     "build_engine",
     "build_pipeline",
-    "build_tracker",
     "default_detector_factory",
 ]
 
@@ -97,17 +96,9 @@ def build_engine(spec: EngineSpec, flip_test: bool) -> PoseEngine:
 
 def default_detector_factory(cfg: AppConfig, path: str | None) -> DetectorFactory:
     def make() -> PersonDetector:
-        d = cfg.detector
-        return PersonDetector(path, d.imgsz, d.conf, d.iou, cfg.device, d.max_people, d.export)
+        return PersonDetector.from_config(cfg.detector, path, cfg.device)
 
     return make
-
-
-def build_tracker(kind: str, strength: float) -> Tracker:
-    """The tracker of `configs/tracker.yaml` with the window's smoothing kind and strength."""
-    config = TrackerConfig.load()
-    config = replace(config, smoothing=replace(config.smoothing, kind=kind, strength=strength))
-    return Tracker(config)
 
 
 def build_pipeline(
@@ -120,4 +111,4 @@ def build_pipeline(
 ) -> PosePipeline:
     engine = build_engine(spec, flip_test)
     detector = detector_factory()
-    return PosePipeline(detector, engine, build_tracker(smoothing, strength), schedule)
+    return PosePipeline(detector, engine, Tracker.from_settings(smoothing, strength), schedule)
