@@ -26,10 +26,10 @@ from PyQt6.QtWidgets import (
 from app.draw import DrawStyle
 from app.gui import messages
 from app.gui.actions import build_actions
+from app.gui.builders import DetectorFactory, EngineSpec, default_detector_factory
 from app.gui.controls import ControlsPanel, StatsPanel
 from app.gui.dialogs import ErrorBox, ask_open, ask_save, show_about
 from app.gui.messages import ModelInfo, SourceInfo, WorkerStats
-from app.gui.models import DetectorFactory, EngineSpec, default_detector_factory
 from app.gui.settings import SettingsStore, initial_settings
 from app.gui.timeline import Timeline
 from app.gui.view import PoseView

@@ -21,6 +21,7 @@ from PyQt6.QtCore import QObject, pyqtSignal, pyqtSlot
 
 from app.draw import DrawStyle
 from app.exporters import OutputError
+from app.gui.builders import BUILD_ERRORS, DetectorFactory, EngineSpec, build_engine, build_pipeline
 from app.gui.messages import (
     Command,
     Export,
@@ -42,7 +43,6 @@ from app.gui.messages import (
     Wake,
     WorkerStats,
 )
-from app.gui.models import BUILD_ERRORS, DetectorFactory, EngineSpec, build_engine, build_pipeline
 from app.gui.playback import Player, WorkerState
 from app.gui.session import Recorder, SessionLog, StatsMeter
 from app.pipeline import DetectionSchedule, PosePipeline
