@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 import numpy as np
@@ -35,6 +35,7 @@ __all__ = [
     "SMOOTHERS",
     "SMOOTHING_KINDS",
     "make_smoother",
+    "switch_smoother",
     "strength_gain",
 ]
 
@@ -321,6 +322,17 @@ SMOOTHERS: dict[str, type[KeypointSmoother]] = {
     "oneeuro": OneEuroSmoother,
     "none": NoSmoother,
 }
+
+
+def switch_smoother(
+    smoother: KeypointSmoother, kind: SmoothingKind, strength: float, config: SmoothingConfig
+) -> KeypointSmoother:
+    """`smoother` retuned to `strength` if it is of `kind` (its state kept), else a fresh one of
+    `kind` built from `config` with that strength."""
+    if type(smoother) is not SMOOTHERS.get(kind, NoSmoother):
+        smoother = make_smoother(kind, replace(config, kind=kind, strength=strength))
+    smoother.set_strength(strength)
+    return smoother
 
 
 def make_smoother(

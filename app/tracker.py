@@ -39,14 +39,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from app.smoothing import (
-    SMOOTHERS,
-    KeypointSmoother,
-    NoSmoother,
-    SmoothingConfig,
-    SmoothingKind,
-    make_smoother,
-)
+from app.smoothing import KeypointSmoother, SmoothingConfig, SmoothingKind, make_smoother, switch_smoother
 from app.types import FrameResult
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
 from sdpose_core.geometry import box_areas, box_intersections, box_iou
@@ -202,10 +195,7 @@ class Tracker:
     def set_smoothing(self, kind: SmoothingKind, strength: float) -> None:
         """Change the keypoint filter live. A new kind starts a fresh filter (tracks and ids are
         kept); the same kind is only retuned to `strength`, keeping its state."""
-        if type(self.smoother) is not SMOOTHERS.get(kind, NoSmoother):
-            config = dataclasses.replace(self.config.smoothing, kind=kind, strength=strength)
-            self.smoother = make_smoother(kind, config)
-        self.smoother.set_strength(strength)
+        self.smoother = switch_smoother(self.smoother, kind, strength, self.config.smoothing)
 
     def update(self, result: FrameResult, hint_ids: np.ndarray | None = None) -> FrameResult:
         """Assign ids to `result`'s people and smooth their keypoints; returns a new FrameResult.
