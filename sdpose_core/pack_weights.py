@@ -1,6 +1,0 @@
-"""Old name of `python -m sdpose_core.training.pack_weights`, kept while docs/training.md still uses it."""
-
-import runpy
-
-if __name__ == "__main__":
-    runpy.run_module("sdpose_core.training.pack_weights", run_name="__main__", alter_sys=True)
