@@ -9,12 +9,14 @@ pose model's ONNX file, with dynamic input sizes so every `--det-size` and frame
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["EXPORTS", "exported_detector"]
@@ -24,6 +26,22 @@ logger = logging.getLogger(__name__)
 # "none" runs the .pt as it is; the others name Ultralytics export formats.
 EXPORTS = ("none", "onnx", "openvino")
 _SUFFIX = {"onnx": ".onnx", "openvino": "_openvino_model"}
+
+
+@contextlib.contextmanager
+def _no_openvino_telemetry() -> Iterator[None]:
+    """OpenVINO's model converter sends usage telemetry from a forked process unless it finds a
+    CI variable (CI=true); the app never reaches for the network, and on an offline machine that
+    process can hang in a DNS lookup and keep the command from exiting."""
+    before = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = before
 
 
 def _cache_path(weights: Path, fmt: str) -> Path:
@@ -58,8 +76,8 @@ def exported_detector(weights: Path, fmt: str) -> Path:
         shutil.copy2(weights, copy)
         try:
             extra = {"simplify": False} if fmt == "onnx" else {}  # onnxslim is not installed
-            with warnings.catch_warnings():  # torch's tracer deprecation notes, meant for Ultralytics
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(), _no_openvino_telemetry():
+                warnings.simplefilter("ignore")  # torch's tracer deprecation notes, meant for Ultralytics
                 made = Path(YOLO(str(copy)).export(format=fmt, dynamic=True, verbose=False, **extra))
         except Exception as exc:  # exporters raise many types; the .pt still works
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]

@@ -86,6 +86,19 @@ def test_the_detector_is_exported_once(app_cache, monkeypatch):
     assert sorted(p.name for p in (app_cache / "detector").iterdir()) == before
 
 
+def _python(code: str, **env: str | None) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter with this checkout importable; None removes a variable."""
+    environ = {**os.environ, "PYTHONPATH": str(REPO)}
+    for key, value in env.items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
+    return subprocess.run(
+        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=300
+    )
+
+
 _TWO_DETECTORS_THEN_CTRL_C = """
 import gc, os, signal, sys, time
 import numpy as np
@@ -107,14 +120,7 @@ def test_ctrl_c_after_openvino_detectors_were_replaced_stops_cleanly(app_cache):
     """Two OpenVINO detectors made and dropped (as the window does when the detection size
     changes), then Ctrl-C: the process stops as Ctrl-C stops it, not with a segmentation fault
     (OpenVINO's CPU plugin puts back a freed signal stack when its models are freed out of order)."""
-    env = {**os.environ, "SDPOSE_CACHE": str(app_cache), "PYTHONPATH": str(REPO)}
-    run = subprocess.run(
-        [sys.executable, "-c", _TWO_DETECTORS_THEN_CTRL_C],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = _python(_TWO_DETECTORS_THEN_CTRL_C, SDPOSE_CACHE=str(app_cache))
     assert run.returncode == 0 and "stopped cleanly" in run.stdout, (run.returncode, run.stderr[-800:])
 
 
@@ -124,3 +130,25 @@ def test_unknown_detector_export_is_a_config_error():
 
     with pytest.raises(ConfigError, match="export 'tensorrt' is not one of none, onnx, openvino"):
         from_dict(DetectorConfig, {"export": "tensorrt"}, where="app.yaml detector")
+
+
+_EXPORT_THEN_ASK_TELEMETRY = """
+from pathlib import Path
+from app.detector import default_detector_path
+from app.detector_export import exported_detector
+exported_detector(default_detector_path(), "openvino")
+import openvino_telemetry
+print("telemetry consent:", openvino_telemetry.Telemetry().consent)
+"""
+
+
+def test_the_openvino_export_sends_no_telemetry(tmp_path):
+    """OpenVINO's converter would send usage data (by default, with no consent file) from a
+    forked process; the export runs with its telemetry declined, so nothing reaches for the
+    network."""
+    run = _python(
+        _EXPORT_THEN_ASK_TELEMETRY, SDPOSE_CACHE=str(tmp_path / "cache"), HOME=str(tmp_path), CI=None
+    )
+    assert run.returncode == 0, run.stderr[-800:]
+    assert "telemetry consent: False" in run.stdout, run.stdout[-400:]
+    assert not (tmp_path / "intel").exists(), "OpenVINO telemetry wrote its client id"
