@@ -9,15 +9,15 @@ pose model's ONNX file, with dynamic input sizes so every `--det-size` and frame
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
+
+from app.environ import environ_for_block
 
 __all__ = ["EXPORTS", "exported_detector"]
 
@@ -28,20 +28,10 @@ EXPORTS = ("none", "onnx", "openvino")
 _SUFFIX = {"onnx": ".onnx", "openvino": "_openvino_model"}
 
 
-@contextlib.contextmanager
-def _no_openvino_telemetry() -> Iterator[None]:
-    """OpenVINO's model converter sends usage telemetry from a forked process unless it finds a
-    CI variable (CI=true); the app never reaches for the network, and on an offline machine that
-    process can hang in a DNS lookup and keep the command from exiting."""
-    before = os.environ.get("CI")
-    os.environ["CI"] = "true"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("CI", None)
-        else:
-            os.environ["CI"] = before
+# OpenVINO's model converter sends usage telemetry from a forked process unless it finds a CI
+# variable (CI=true); the app never reaches for the network, and on an offline machine that
+# process can hang in a DNS lookup and keep the command from exiting.
+_NO_OPENVINO_TELEMETRY = {"CI": "true"}
 
 
 def _cache_path(weights: Path, fmt: str) -> Path:
@@ -76,7 +66,7 @@ def exported_detector(weights: Path, fmt: str) -> Path:
         shutil.copy2(weights, copy)
         try:
             extra = {"simplify": False} if fmt == "onnx" else {}  # onnxslim is not installed
-            with warnings.catch_warnings(), _no_openvino_telemetry():
+            with warnings.catch_warnings(), environ_for_block(_NO_OPENVINO_TELEMETRY):
                 warnings.simplefilter("ignore")  # torch's tracer deprecation notes, meant for Ultralytics
                 made = Path(YOLO(str(copy)).export(format=fmt, dynamic=True, verbose=False, **extra))
         except Exception as exc:  # exporters raise many types; the .pt still works

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from app.environ import environ_for_block
 from sdpose_core.errors import UserError
 
 __all__ = ["ClusterError", "ray_session", "check_reachable", "REPO"]
@@ -33,22 +34,6 @@ class ClusterError(UserError):
 
 
 _TOKEN = secrets.token_hex(16)  # one per process: Ray's driver caches the first token it reads
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str], restore: tuple[str, ...] = ()) -> Iterator[None]:
-    """Set environment variables for the block (Ray's processes inherit them), then put these and
-    the `restore` ones (which Ray sets itself) back as they were."""
-    before = {key: os.environ.get(key) for key in (*values, *restore)}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -106,7 +91,7 @@ def ray_session(address: str | None, cpus: int) -> Iterator[str]:
         "log_to_driver": False,  # worker logs stay in Ray's log files; the terminal shows the bar
         "job_config": ray.job_config.JobConfig(code_search_path=[str(REPO)]),
     }
-    with _environ({"RAY_USAGE_STATS_ENABLED": "0"}):
+    with environ_for_block({"RAY_USAGE_STATS_ENABLED": "0"}):
         if address:
             check_reachable(address)
             try:
@@ -121,7 +106,7 @@ def ray_session(address: str | None, cpus: int) -> Iterator[str]:
             return
         temp = tempfile.mkdtemp(prefix="sdpose-ray-")
         try:
-            with _environ(_local_auth(), restore=("RAY_AUTH_MODE",)):
+            with environ_for_block(_local_auth(), restore=("RAY_AUTH_MODE",)):
                 with _quiet("ray._private.authentication.authentication_token_setup"):  # "token auth is on"
                     ray.init(
                         num_cpus=cpus,
