@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.detector import PersonDetector
-from app.engine import PRECISIONS, PoseEngine
+from app.engine import BACKENDS, PRECISIONS, PoseEngine, check_engine_choice
 from app.exporters import FORMATS, OutputError, finish_writers, open_writers
 from app.limits import device_flag, flag_type
 from app.overlap import ReadAhead, WriteBehind
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--config", help="app settings file (default configs/app.yaml)")
     model.add_argument("--model", help=f"SDPose variant ({', '.join(VARIANT_NAMES)}) or a config path")
     model.add_argument("--weights", help="checkpoint (.pth, the authors' or ours) or exported .onnx")
-    model.add_argument("--backend", choices=("torch", "onnx"))
+    model.add_argument("--backend", choices=BACKENDS)
     model.add_argument("--device", type=device_flag, help="cpu, cuda or cuda:N")
     model.add_argument("--flip-test", action="store_true", default=None, help="average with mirrored crops")
     model.add_argument(
@@ -122,6 +122,7 @@ def _apply_flags(cfg: AppConfig, args: argparse.Namespace) -> AppConfig:
             cfg.detection.adaptive = False
         else:
             raise ConfigError(f"--det-every takes a positive integer or 'auto', not {args.det_every!r}")
+    check_engine_choice(cfg.backend, cfg.precision)  # the same rule for the window and the CLI
     return cfg
 
 

@@ -27,18 +27,42 @@ from sdpose_core.keypoints import NUM_KEYPOINTS
 from sdpose_core.models import SDPose, build_model, load_model_config
 from sdpose_core.quantize import QuantizeConfig
 
-__all__ = ["PoseEngine", "EngineError", "DEFAULT_WEIGHTS", "PRECISIONS", "cache_dir"]
+__all__ = [
+    "PoseEngine",
+    "EngineError",
+    "DEFAULT_WEIGHTS",
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "PRECISIONS",
+    "check_engine_choice",
+    "cache_dir",
+]
 
 logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Bundled default weights per variant (how they were trained: docs/training.md).
 DEFAULT_WEIGHTS = {"sdpose_t": ASSETS / "weights" / "sdpose_t_default.pth"}
+BACKENDS = ("torch", "onnx")
+DEFAULT_BACKEND = "onnx"  # what the app runs (configs/app.yaml) and what PoseEngine() builds
 PRECISIONS = ("fp32", "bf16", "int8")  # bf16: torch autocast; int8: ONNX Runtime, quantized
 
 
 class EngineError(SDPoseError, RuntimeError):
     """The engine cannot start (weights, backend, device); one line saying what to do."""
+
+
+def check_engine_choice(backend: str, precision: str) -> None:
+    """The one rule for backend and precision pairs, checked by the engine and, before anything
+    loads, for the command line's and the window's settings alike."""
+    if backend not in BACKENDS:
+        raise EngineError(f"unknown backend {backend!r}: use {' or '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise EngineError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision == "bf16" and backend != "torch":
+        raise EngineError("bf16 runs on the torch backend: add --backend torch")
+    if precision == "int8" and backend != "onnx":
+        raise EngineError("int8 runs on the onnx backend: add --backend onnx")
 
 
 def cache_dir() -> Path:
@@ -189,7 +213,8 @@ class PoseEngine:
         model: variant name or config path.
         weights: a `.pth` checkpoint (official or ours) or an exported `.onnx`; None means the
             bundled default in `assets/`.
-        backend: "torch" or "onnx" (a `.pth` is exported to ONNX once and cached).
+        backend: "onnx" (the default, as in the app) or "torch"; a `.pth` is exported to ONNX once
+            and cached.
         device: "cpu" or "cuda".
         flip_test: average with the mirrored crop (twice the compute, a little more accurate).
         threads: CPU threads for the backend (None: library default).
@@ -203,7 +228,7 @@ class PoseEngine:
         self,
         model: str = "sdpose_t",
         weights: str | os.PathLike | None = None,
-        backend: str = "torch",
+        backend: str = DEFAULT_BACKEND,
         device: str = "cpu",
         flip_test: bool = False,
         threads: int | None = None,
@@ -211,14 +236,7 @@ class PoseEngine:
         int8: QuantizeConfig | None = None,
         spinning: bool = False,
     ) -> None:
-        if backend not in ("torch", "onnx"):
-            raise EngineError(f"unknown backend {backend!r}: use torch or onnx")
-        if precision not in PRECISIONS:
-            raise EngineError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
-        if precision == "bf16" and backend != "torch":
-            raise EngineError("bf16 runs on the torch backend: add --backend torch")
-        if precision == "int8" and backend != "onnx":
-            raise EngineError("int8 runs on the onnx backend: add --backend onnx")
+        check_engine_choice(backend, precision)
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EngineError("CUDA was requested but is not available here: use --device cpu")
         model_cfg = load_model_config(model)  # a typo in the variant name fails before anything loads

@@ -28,6 +28,7 @@ import numpy as np
 
 from app.detector import MAX_PEOPLE, Detections
 from app.detector_export import EXPORTS
+from app.engine import DEFAULT_BACKEND, EngineError, check_engine_choice
 from app.limits import bounded, check_bounds, check_device
 from app.smoothing import SmoothingKind
 from app.tracker import Tracker
@@ -87,7 +88,7 @@ class AppConfig:
     """`configs/app.yaml`: engine (and its int8 calibration), detector and detection-schedule defaults."""
 
     model: str = "sdpose_t"
-    backend: str = "onnx"
+    backend: str = DEFAULT_BACKEND
     device: str = "cpu"
     flip_test: bool = False
     threads: int = bounded(0, 0, 1024)
@@ -100,6 +101,10 @@ class AppConfig:
     def __post_init__(self) -> None:
         check_bounds(self)
         check_device(self.device)
+        try:
+            check_engine_choice(self.backend, self.precision)
+        except EngineError as exc:
+            raise ValueError(str(exc)) from None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> AppConfig:

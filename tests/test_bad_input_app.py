@@ -266,6 +266,8 @@ def test_text_file_as_source_is_reported_before_the_model(weights, tmp_path, cap
         (["--device", "tpu9"], "--device: device 'tpu9' is not one of cpu, cuda"),
         (["--exit-after-frames", "0"], "--exit-after-frames: expected a positive whole number"),
         (["--det-every", "often"], "--det-every takes a positive integer"),
+        (["--precision", "bf16"], "bf16 runs on the torch backend"),  # app.yaml's backend is onnx
+        (["--backend", "torch", "--precision", "int8"], "int8 runs on the onnx backend"),
     ],
 )
 def test_bad_flag_values_are_one_line(flags, gist, clip, weights, tmp_path, capsys, no_model):
@@ -279,6 +281,19 @@ def test_bad_flag_values_are_one_line(flags, gist, clip, weights, tmp_path, caps
     assert keep.intact()
 
 
+@pytest.mark.parametrize("flags", [["--precision", "bf16"], ["--backend", "torch", "--precision", "int8"]])
+def test_window_refuses_a_backend_and_precision_pair_like_the_cli(flags, clip, weights, capsys, monkeypatch):
+    """The window used to run such a pair as something else (ONNX fp32, torch fp32) while the
+    command line refused it: one rule now, checked before the window opens."""
+
+    def window(*args, **kwargs):
+        raise AssertionError("the window opened with a pair the command line refuses")
+
+    monkeypatch.setattr(app.cli, "run_gui", window)
+    code, err = _run(["--source", str(clip), "--weights", str(weights), *flags], capsys)
+    _assert_one_error(code, err, 2, "runs on the")
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "gist"),
     [
@@ -288,6 +303,8 @@ def test_bad_flag_values_are_one_line(flags, gist, clip, weights, tmp_path, caps
         ("detection:\n  every: 0\n", "every must be at least 1"),
         ("device: tpu\n", "device 'tpu' is not one of"),
         ("threads: many\n", "expected an integer"),
+        ("precision: bf16\n", "bf16 runs on the torch backend"),
+        ("backend: tensorrt\n", "unknown backend 'tensorrt'"),
     ],
 )
 def test_bad_config_files_are_one_line(yaml_text, gist, clip, weights, tmp_path, capsys, no_model):
