@@ -13,8 +13,9 @@ import pytest
 
 from sdpose_core.cli import run_cli
 from sdpose_core.errors import UserError
+from sdpose_core.labels.inputs import exclusion, read_box_file
 from sdpose_core.labels.lsp import lsp_person_box, lsp_to_coco, read_lspet_joints
-from sdpose_core.labels.pseudo_label import exclusion, main, parse_orientations, read_box_file
+from sdpose_core.labels.pseudo_label import main, parse_orientations
 from sdpose_core.labels.teachers import MoveNetTeacher, rotation_about_centre, unturn_points
 
 MOVENET = "data/models/movenet/movenet-thunder.onnx"

@@ -269,7 +269,7 @@ class CocoKeypointDataset(Dataset):
         if not self.cfg.teacher_heatmap_weight:
             return None
         from sdpose_core.errors import UserError
-        from sdpose_core.labels.pseudo_label import default_model_path
+        from sdpose_core.labels.labeler import default_model_path
         from sdpose_core.labels.teacher_targets import TeacherHeatmaps
 
         try:
