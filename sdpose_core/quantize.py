@@ -183,10 +183,10 @@ def quantize_onnx(fp32_path: str | os.PathLike, output: str | os.PathLike, cfg: 
     output = Path(output)
     with tempfile.TemporaryDirectory() as tmp, atomic_path(output) as target, _quiet_root_logger():
         prepared = Path(tmp) / "prepared.onnx"
-        try:
-            quant_pre_process(str(fp32_path), prepared)
-        except Exception:  # HRNet (SDPose-B) defeats the symbolic shape inference
-            quant_pre_process(str(fp32_path), prepared, skip_symbolic_shape=True)
+        # No symbolic shape inference: the exporter records the shapes already (SDPose-T's int8
+        # file came out identical without it), and where it fails (HRNet, SDPose-B) it saves a
+        # debug model into the current folder, sym_shape_infer_temp.onnx and a 50 MB .data file.
+        quant_pre_process(str(fp32_path), prepared, skip_symbolic_shape=True)
         quantize_static(
             prepared,
             target,

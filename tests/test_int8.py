@@ -98,6 +98,22 @@ def test_int8_needs_the_onnx_backend_and_its_calibration_people(tmp_path, monkey
     assert not list(tmp_path.glob("*.int8-*.onnx")), "nothing half-written is left in the cache"
 
 
+def test_quantizing_leaves_nothing_in_the_working_folder(tmp_path, monkeypatch):
+    """SDPose-B's HRNet graph made ONNX Runtime's shape inference fail, and on failure it wrote
+    sym_shape_infer_temp.onnx and a 50 MB .data file into whatever folder the user ran from."""
+    from sdpose_core.export import export_onnx
+    from sdpose_core.models import build_model
+
+    (tmp_path / "model").mkdir()
+    fp32 = export_onnx(build_model("sdpose_b").eval(), tmp_path / "model" / "b.onnx")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    output = quantize.quantize_onnx(fp32, tmp_path / "model" / "b.int8.onnx", QuantizeConfig(crops=2))
+    assert quantize.is_int8(output)
+    assert not list(work.iterdir())
+
+
 def test_calibration_uses_real_people_from_each_pool():
     crops = calibration_crops(QuantizeConfig().folders(), 6)
     assert crops.shape == (6, 3, 256, 192) and crops.dtype == np.float32
