@@ -34,6 +34,7 @@ __all__ = [
     "Wake",
     "WorkerState",
     "WorkerStats",
+    "one_line",
 ]
 
 
@@ -148,6 +149,12 @@ Command = (
 
 
 # -- records: worker -> window -----------------------------------------------------------------
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line an `error` signal carries."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ command waits at most one frame; results, states and records go back by signal. 
 hand-off is newest-frame-wins: at most `MAX_IN_FLIGHT` results are queued towards the UI and a
 newer one replaces a held one, so a slow repaint never makes latency grow. Every failure
 becomes an `error(str)` signal, never a traceback. The engine and detector are built on the
-first frame, so the window appears at once.
+first frame (`app.gui.model_slot`), so the window appears at once.
 """
 
 from __future__ import annotations
@@ -15,17 +15,15 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import replace
 
 from PyQt6.QtCore import QObject, pyqtSignal, pyqtSlot
 
 from app.draw import DrawStyle
 from app.exporters import OutputError
-from app.gui.builders import BUILD_ERRORS, DetectorFactory, EngineSpec, build_engine, build_pipeline
+from app.gui.builders import BUILD_ERRORS, DetectorFactory, EngineSpec
 from app.gui.messages import (
     Command,
     Export,
-    ModelInfo,
     Open,
     Pause,
     Play,
@@ -42,7 +40,9 @@ from app.gui.messages import (
     Toggle,
     Wake,
     WorkerStats,
+    one_line,
 )
+from app.gui.model_slot import ModelSlot
 from app.gui.playback import Player, WorkerState
 from app.gui.session import Recorder, SessionLog, StatsMeter
 from app.pipeline import DetectionSchedule, PosePipeline
@@ -57,14 +57,9 @@ MAX_IN_FLIGHT = 2  # results emitted to the UI and not yet taken
 STATS_PERIOD_S = 0.5
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 class PoseWorker(QObject):
-    """Owns the source and the `PosePipeline`; call `post(command)` from any thread with one of
-    the commands of `app.gui.messages` (`Open`, `Seek`, `SetEngine`, ...)."""
+    """Owns the source and (in a `ModelSlot`) the `PosePipeline`; call `post(command)` from any
+    thread with one of the commands of `app.gui.messages` (`Open`, `Seek`, `SetEngine`, ...)."""
 
     result_ready = pyqtSignal(object)  # FrameResult
     stats = pyqtSignal(object)  # WorkerStats
@@ -96,14 +91,18 @@ class PoseWorker(QObject):
         self._stopping = threading.Event()
         self._in_flight = 0
         self._held: FrameResult | None = None
-        self._spec = spec
-        self._fallback = fallback  # tried once, with a note, if `spec` (remembered settings) fails
-        self._detector_factory = detector_factory
-        self._schedule = schedule
-        self._flip = flip_test
-        self._smoothing = (smoothing, strength)
-        self._pipeline: PosePipeline | None = None
-        self._build_error: str | None = None
+        self._model = ModelSlot(
+            spec,
+            detector_factory,
+            schedule,
+            flip_test=flip_test,
+            smoothing=smoothing,
+            strength=strength,
+            fallback=fallback,
+            on_message=self.message.emit,
+            on_error=self.error.emit,
+            on_model=self.model_ready.emit,
+        )
         self._player = Player(self.state_changed.emit, max_speed)
         self._seen_dropped = 0
         self._recorder = Recorder()
@@ -135,6 +134,11 @@ class PoseWorker(QObject):
     def state(self) -> WorkerState:
         return self._player.state
 
+    @property
+    def _pipeline(self) -> PosePipeline | None:
+        """The pipeline that runs (None until the first frame builds it)."""
+        return self._model.pipeline
+
     # -- the loop ------------------------------------------------------------------------------
 
     @pyqtSlot()
@@ -151,7 +155,7 @@ class PoseWorker(QObject):
                     self._advance()
         except Exception as exc:  # the last line of defence: report, never kill the app
             logger.exception("worker failed")
-            self.error.emit(f"worker stopped after an unexpected error: {_one_line(exc)}")
+            self.error.emit(f"worker stopped after an unexpected error: {one_line(exc)}")
         finally:
             self._final_exports()
             self._record_stop()
@@ -171,8 +175,8 @@ class PoseWorker(QObject):
                 try:
                     self._export(command.path)
                 except (OutputError, OSError, ValueError) as exc:
-                    self.error.emit(_one_line(exc))
-                    logger.error("%s", _one_line(exc))
+                    self.error.emit(one_line(exc))
+                    logger.error("%s", one_line(exc))
 
     def _handle_commands(self, timeout: float) -> None:
         batch: list[Command] = []
@@ -188,10 +192,10 @@ class PoseWorker(QObject):
             try:
                 self._handle(command)
             except BUILD_ERRORS as exc:
-                self.error.emit(_one_line(exc))
+                self.error.emit(one_line(exc))
             except Exception as exc:  # a bug in one command must not end the session
                 logger.exception("worker command %s failed", command)
-                self.error.emit(f"{type(command).__name__} failed: {_one_line(exc)}")
+                self.error.emit(f"{type(command).__name__} failed: {one_line(exc)}")
 
     def _handle(self, command: Command) -> None:
         match command:
@@ -213,9 +217,9 @@ class PoseWorker(QObject):
             case SetStyle(style):
                 self._recorder.set_style(style)
             case SetSmoothing(kind, strength):
-                self._set_smoothing(kind, strength)
+                self._model.set_smoothing(kind, strength)
             case SetDetection(every, adaptive):
-                self._set_detection(every, adaptive)
+                self._model.set_detection(every, adaptive)
             case SetEngine(model, backend, flip_test, weights):
                 self._set_engine(model, backend, flip_test, weights)
             case SetMaxSpeed(on):
@@ -255,50 +259,26 @@ class PoseWorker(QObject):
             self._emit_stats()
 
     def _process(self, frame: Frame, read_ms: float) -> FrameResult:
-        pipeline = self._ensure_pipeline()
+        pipeline = self._model.ensure()
         if pipeline is None:
             return FrameResult(frame, timings={"read": read_ms})  # no model: still show the video
         try:
             return pipeline.process(frame, read_ms)
         except BUILD_ERRORS as exc:
             logger.debug("frame %d failed", frame.index, exc_info=True)
-            self.error.emit(f"frame {frame.index}: {_one_line(exc)}")
+            self.error.emit(f"frame {frame.index}: {one_line(exc)}")
         except Exception as exc:  # a fault inside a model must not end the session
             logger.exception("processing frame %d failed", frame.index)
-            self.error.emit(f"frame {frame.index} failed: {_one_line(exc)}")
+            self.error.emit(f"frame {frame.index} failed: {one_line(exc)}")
         self._player.pause()
         return FrameResult(frame, timings={"read": read_ms})
-
-    def _ensure_pipeline(self) -> PosePipeline | None:
-        if self._pipeline is not None or self._build_error is not None:
-            return self._pipeline
-        self.message.emit(f"loading {self._spec.model} ({self._spec.backend}) and the person detector…")
-        try:
-            kind, strength = self._smoothing
-            self._pipeline = build_pipeline(
-                self._spec, self._flip, self._detector_factory, self._schedule, kind, strength
-            )
-        except BUILD_ERRORS as exc:
-            fallback, self._fallback = self._fallback, None
-            if fallback is not None and fallback != self._spec:
-                note = f"the remembered {self._spec.weights or self._spec.model} no longer loads"
-                note += f" ({_one_line(exc)}); using the bundled weights"
-                logger.warning("%s", note)
-                self.message.emit(note)
-                self._spec = fallback
-                return self._ensure_pipeline()
-            self._build_error = _one_line(exc)
-            self.error.emit(f"pose model not loaded: {self._build_error}")
-            return None
-        self._emit_model()
-        return self._pipeline
 
     def _write_outputs(self, result: FrameResult) -> None:
         if self._recorder.active:
             try:
                 self._recorder.write(result, self._record_fps())
             except (OutputError, OSError, ValueError) as exc:
-                self.error.emit(f"not recording: {_one_line(exc)}")
+                self.error.emit(f"not recording: {one_line(exc)}")
                 self._record_stop()
         if self._pipeline is not None:
             try:
@@ -334,20 +314,9 @@ class PoseWorker(QObject):
             WorkerStats(
                 **snap,
                 dropped=source.dropped_frames if source is not None else 0,
-                model=self._label() if self._pipeline is not None else "not loaded",
+                model=self._model.label() if self._pipeline is not None else "not loaded",
             )
         )
-
-    def _emit_model(self) -> None:
-        spec = self._spec
-        self.model_ready.emit(
-            ModelInfo(spec.model, spec.backend, self._flip, spec.weights or "", self._label())
-        )
-        self.message.emit(f"pose model ready: {self._label()}")
-
-    def _label(self) -> str:
-        engine = self._pipeline.engine if self._pipeline is not None else None
-        return self._spec.label(engine)
 
     def _source_ended(self) -> None:
         source = self._player.source
@@ -389,37 +358,9 @@ class PoseWorker(QObject):
     def _seek(self, index: int) -> None:
         self._reset_tracking(self._player.seek(index))
 
-    def _set_smoothing(self, kind: str, strength: float) -> None:
-        self._smoothing = (kind, float(strength))
-        if self._pipeline is not None:
-            self._pipeline.set_smoothing(kind, float(strength))
-
-    def _set_detection(self, every: int, adaptive: bool) -> None:
-        self._schedule = replace(self._schedule, every=max(1, int(every)), adaptive=bool(adaptive))
-        if self._pipeline is not None:
-            self._pipeline.set_schedule(every, adaptive)
-
     def _set_engine(self, model: str, backend: str, flip_test: bool, weights: str | None) -> None:
-        """Model, backend or weights changed: rebuild the engine only; flip is a plain switch."""
-        spec = replace(self._spec, model=model, backend=backend, weights=weights or None)
-        self._flip = bool(flip_test)
-        self._fallback = None  # the user's own choice now: if it fails, that is said, not replaced
-        if self._pipeline is None:
-            self._spec, self._build_error = spec, None  # built (or retried) with the next frame
-        elif spec != self._spec:
-            self.message.emit(f"loading {spec.label()}…")
-            try:
-                engine = build_engine(spec, self._flip)
-            except BUILD_ERRORS as exc:
-                self.error.emit(f"could not switch to {spec.label()}: {_one_line(exc)}")
-                self._emit_model()  # the window shows what still runs
-                return
-            self._pipeline.set_engine(engine)
-            self._spec = spec
-            self._emit_model()
-        if self._pipeline is not None:
-            self._pipeline.set_flip_test(self._flip)
-        if self._player.state is WorkerState.PAUSED and self._player.last_index >= 0:
+        switched = self._model.set_engine(model, backend, flip_test, weights)
+        if switched and self._player.state is WorkerState.PAUSED and self._player.last_index >= 0:
             self._seek(self._player.last_index)  # paused: show the change on this frame
 
     def _record_start(self, path: str) -> None:
@@ -434,7 +375,7 @@ class PoseWorker(QObject):
             writer = self._recorder.stop()
         except OutputError as exc:  # the video could not be finished (a full disk): said, not raised
             self.recording.emit(False, "")
-            self.error.emit(f"recording lost: {_one_line(exc)}")
+            self.error.emit(f"recording lost: {one_line(exc)}")
             return
         self.recording.emit(False, str(writer.path) if writer is not None else "")
         if writer is not None:
