@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from sdpose_core.data import build_loader, set_loader_epoch  # noqa: E402
 from sdpose_core.training.recipe import load_recipe  # noqa: E402
-from sdpose_core.training.train import Trainer, TrainPaths  # noqa: E402
+from sdpose_core.training.trainer import Trainer, TrainPaths  # noqa: E402
 
 DEMO_VIDEO = REPO / "assets" / "demo" / "sports2d_demo.mp4"
 H100_REFERENCE_IMAGES_S = {"sdpose_t": 899, "sdpose_s_v1": 793, "sdpose_s_v2": 186, "sdpose_b": 210}

@@ -12,7 +12,8 @@ from sdpose_core.checkpoint import OUR_FORMAT, load_checkpoint, read_checkpoint_
 from sdpose_core.cli import run_cli
 from sdpose_core.models import build_model
 from sdpose_core.training.recipe import load_recipe
-from sdpose_core.training.train import Trainer, TrainingDiverged, TrainPaths, main
+from sdpose_core.training.train import main
+from sdpose_core.training.trainer import Trainer, TrainingDiverged, TrainPaths
 
 
 @pytest.fixture(scope="module")
