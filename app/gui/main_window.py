@@ -1,18 +1,16 @@
 """The desktop window: view + timeline in the middle, controls and stats docked on the right.
 
 The window owns no inference: it forwards user intent to `PoseWorker` (on its own `QThread`)
-and shows what comes back. Errors arrive as one line, shown in the status bar and a non-modal
-dialog; nothing a user does here ends in a traceback.
+and shows what comes back (`app.gui.worker_link`). Errors arrive as one line, shown in the
+status bar and a non-modal dialog; nothing a user does here ends in a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import replace
-from pathlib import Path
 
-from PyQt6.QtCore import Qt, QThread, QTimer, pyqtSlot
+from PyQt6.QtCore import Qt, pyqtSlot
 from PyQt6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PyQt6.QtWidgets import (
     QDockWidget,
@@ -26,29 +24,21 @@ from PyQt6.QtWidgets import (
 from app.draw import DrawStyle
 from app.gui import messages
 from app.gui.actions import build_actions
-from app.gui.builders import DetectorFactory, EngineSpec, default_detector_factory
+from app.gui.builders import DetectorFactory, default_detector_factory
 from app.gui.controls import ControlsPanel, StatsPanel
 from app.gui.dialogs import ErrorBox, ask_open, ask_save, show_about
-from app.gui.messages import ModelInfo, SourceInfo, WorkerStats
+from app.gui.messages import SourceInfo
 from app.gui.settings import SettingsStore, initial_settings
 from app.gui.timeline import Timeline
 from app.gui.view import PoseView
-from app.gui.worker import PoseWorker, WorkerState
+from app.gui.worker import WorkerState
+from app.gui.worker_link import STATE_TEXT, WorkerLink
 from app.pipeline import AppConfig
 from app.types import FrameResult
 
 __all__ = ["MainWindow"]
 
 logger = logging.getLogger(__name__)
-
-STATE_TEXT = {
-    WorkerState.IDLE: "No source",
-    WorkerState.OPENING: "Opening…",
-    WorkerState.PLAYING: "▶ Playing",
-    WorkerState.PAUSED: "❚❚ Paused",
-    WorkerState.ENDED: "■ Ended",
-    WorkerState.STOPPED: "Stopped",
-}
 
 
 class MainWindow(QMainWindow):
@@ -82,7 +72,10 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._build_ui()
         self._apply_settings_to_widgets()
-        self._start_worker(detector_factory or default_detector_factory(cfg, args.detector))
+        self.link = WorkerLink(self)
+        self.worker, self.thread_ = self.link.start(
+            detector_factory or default_detector_factory(cfg, args.detector)
+        )
         geometry, state = self.store.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -176,50 +169,6 @@ class MainWindow(QMainWindow):
         a.camera_combo.setCurrentIndex(max(0, min(s.camera_index, a.camera_combo.count() - 1)))
         a.reopen.setEnabled(bool(s.last_source))
         self.view.set_style(self.draw_style())
-
-    def _start_worker(self, detector_factory: DetectorFactory) -> None:
-        s = self.settings
-        spec = EngineSpec(
-            s.model,
-            s.backend,
-            self.cfg.device,
-            s.weights or None,
-            self.cfg.threads or None,
-            self.cfg.precision,
-            self.cfg.int8,
-            self.cfg.onnx_spinning,
-        )
-        schedule = replace(self.cfg.detection, every=s.det_every, adaptive=s.det_auto)
-        # remembered weights that no longer load give way to the bundled ones (a flag's do not)
-        remembered = spec.weights is not None or spec.model != self.cfg.model
-        flagged = "weights" in self.one_off or "model" in self.one_off
-        fallback = replace(spec, model=self.cfg.model, weights=None) if remembered and not flagged else None
-        self.worker = PoseWorker(
-            spec,
-            detector_factory,
-            schedule,
-            fallback=fallback,
-            flip_test=s.flip_test,
-            smoothing=s.smoothing,
-            strength=s.strength,
-            style=self.draw_style(),
-            max_speed=s.max_speed,
-        )
-        self.thread_ = QThread(self)
-        self.thread_.setObjectName("pose-worker")
-        self.worker.moveToThread(self.thread_)
-        self.thread_.started.connect(self.worker.run)
-        self.worker.finished.connect(self.thread_.quit)
-        self.worker.result_ready.connect(self._on_result)
-        self.worker.stats.connect(self._on_stats)
-        self.worker.source_opened.connect(self._on_source_opened)
-        self.worker.state_changed.connect(self._on_state)
-        self.worker.error.connect(self.show_error)
-        self.worker.message.connect(self.show_message)
-        self.worker.model_ready.connect(self._on_model)
-        self.worker.recording.connect(self._on_recording)
-        self.worker.exported.connect(self._on_exported)
-        self.thread_.start()
 
     # -- public API (menus, shortcuts, tests) ----------------------------------------------------
 
@@ -340,73 +289,10 @@ class MainWindow(QMainWindow):
         if self.args.exit_after_frames:  # scripted: an error that stops playback ends the run
             self.exit_code = 1
             if self.worker.state is not WorkerState.PLAYING:
-                self._finish()
+                self.finish()
             return
         if self.dialogs:
             self.error_box.show(text)
-
-    # -- worker signals ----------------------------------------------------------------------------
-
-    @pyqtSlot(object)
-    def _on_result(self, result: FrameResult) -> None:
-        self.worker.ack()
-        self.last_result = result
-        self.view.set_result(result)
-        live = self.source_info is not None and self.source_info.is_live
-        self.timeline.set_position(result.frame.index, result.frame.timestamp, live)
-        self.frames_shown += 1
-        limit = self.args.exit_after_frames
-        if limit and self.frames_shown >= limit:
-            QTimer.singleShot(0, self._finish)
-
-    @pyqtSlot(object)
-    def _on_stats(self, stats: WorkerStats) -> None:
-        self.stats_panel.update_stats(replace(stats, display_fps=self.view.display_fps))
-
-    @pyqtSlot(object)
-    def _on_source_opened(self, info: SourceInfo) -> None:
-        self.source_info, self.last_result = info, None
-        self.timeline.set_source(info)
-        self.view.clear("Loading…")
-        self.setWindowTitle(f"{info.name} — SDPose")
-        self.settings.last_source = str(Path(info.spec).resolve()) if not info.is_live else info.spec
-        self.actions_.reopen.setEnabled(True)
-        fps = f"{info.fps:.3g} fps" if info.fps else "unknown fps"
-        frames = f", {info.frame_count} frames" if info.frame_count else ""
-        self.show_message(f"opened {info.name} ({fps}{frames})")
-
-    @pyqtSlot(object)
-    def _on_state(self, state: WorkerState) -> None:
-        self.state_label.setText(STATE_TEXT[state])
-        self.timeline.set_playing(state is WorkerState.PLAYING)
-        if state is WorkerState.ENDED and self.args.exit_after_frames:
-            if self.frames_shown == 0:
-                self.exit_code = 1
-            QTimer.singleShot(0, self._finish)
-
-    @pyqtSlot(object)
-    def _on_model(self, info: ModelInfo) -> None:
-        """What really runs (a failed switch keeps the old model): shown, and remembered."""
-        self.controls.set_engine(info.model, info.backend, info.flip_test)
-        self.controls.set_weights_label(info.weights or None)
-        s = self.settings
-        s.model, s.backend, s.flip_test = info.model, info.backend, info.flip_test
-        s.weights = info.weights
-
-    @pyqtSlot(bool, str)
-    def _on_recording(self, on: bool, path: str) -> None:
-        self.recording_path = path if on else None
-        self.view.recording = on
-        self.actions_.record.blockSignals(True)
-        self.actions_.record.setChecked(on)
-        self.actions_.record.blockSignals(False)
-        if on:
-            self.show_message(f"recording to {path}")
-
-    @pyqtSlot(str, int)
-    def _on_exported(self, path: str, count: int) -> None:
-        self.last_export = (path, count)
-        self.show_message(f"exported {count} frames of keypoints to {path}")
 
     # -- control changes ---------------------------------------------------------------------------
 
@@ -451,7 +337,7 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_source(files[0])
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
         """--exit-after-frames reached (or nothing to show): close, which takes the screenshot."""
         if not self._finishing:
             self._finishing = True
