@@ -1,4 +1,5 @@
-"""Training/validation data: COCO-format top-down samples, MMPose 0.29 augmentation, targets."""
+"""Training/validation data: settings (`config`), COCO-format top-down samples (`coco`), their
+loader (`loader`), MMPose 0.29 augmentation (`augment`), targets (`targets`)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,9 @@ from sdpose_core.data.augment import (
     refit_rotated_box,
     transform_joints,
 )
-from sdpose_core.data.coco import (
-    CocoKeypointDataset,
-    DataConfig,
-    DataError,
-    build_loader,
-    set_loader_epoch,
-)
+from sdpose_core.data.coco import CocoKeypointDataset, DataError
+from sdpose_core.data.config import DataConfig
+from sdpose_core.data.loader import build_loader, set_loader_epoch
 from sdpose_core.data.targets import gaussian_targets
 
 __all__ = [
