@@ -20,8 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.detector import PersonDetector
-from app.engine import BACKENDS, PRECISIONS, PoseEngine, check_engine_choice
+from app.builders import pipeline_from_config
+from app.engine import BACKENDS, PRECISIONS, check_engine_choice
 from app.exporters import FORMATS, OutputError, finish_writers, open_writers
 from app.limits import device_flag, flag_type
 from app.overlap import ReadAhead, WriteBehind
@@ -29,14 +29,13 @@ from app.pipeline import AppConfig, DetectorConfig, PosePipeline
 from app.preflight import check_paths
 from app.smoothing import SMOOTHING_KINDS
 from app.sources import DEFAULT_FPS, Source, SourceError, is_live_spec, open_source
-from app.tracker import Tracker
 from app.types import Frame
 from sdpose_core.cli import ArgumentParser, describe_error, interrupt_exit_code, positive_int, run_cli
 from sdpose_core.config import ConfigError
 from sdpose_core.errors import EXPECTED_ERRORS
 from sdpose_core.models import VARIANT_NAMES
 
-__all__ = ["main", "build_parser", "build_pipeline", "DEMO_CLIP"]
+__all__ = ["main", "build_parser", "DEMO_CLIP"]
 
 logger = logging.getLogger("sdpose-app")
 
@@ -126,25 +125,6 @@ def _apply_flags(cfg: AppConfig, args: argparse.Namespace) -> AppConfig:
     return cfg
 
 
-def build_pipeline(
-    cfg: AppConfig, weights: str | None, detector_path: str | None, smoothing: str | None
-) -> PosePipeline:
-    """Engine, detector and tracker from settings; raises the app's one-line errors."""
-    engine = PoseEngine(
-        cfg.model,
-        weights,
-        cfg.backend,
-        cfg.device,
-        cfg.flip_test,
-        cfg.threads or None,
-        cfg.precision,
-        cfg.int8,
-        cfg.onnx_spinning,
-    )
-    detector = PersonDetector.from_config(cfg.detector, detector_path, cfg.device)
-    return PosePipeline(detector, engine, Tracker.from_settings(smoothing or None), cfg.detection)
-
-
 class RunStats:
     """Frame, people and per-stage time totals for the closing summary."""
 
@@ -200,7 +180,7 @@ def run_headless(args: argparse.Namespace, cfg: AppConfig) -> int:
         if not is_live_spec(args.source):  # a file or folder: a wrong path costs a second, not a model load
             source = stack.enter_context(open_source(args.source))
             first = _first_frame(source)
-        pipeline = build_pipeline(cfg, args.weights, args.detector, args.smoothing)
+        pipeline = pipeline_from_config(cfg, args.weights, args.detector, args.smoothing)
         if source is None or args.realtime:  # live frames start only now, so none drop while loading
             if source is not None:
                 source.close()

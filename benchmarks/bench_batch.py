@@ -87,13 +87,13 @@ def cpu_per_frame(clips: list[Path], frames: int, warmup: int = 5) -> float:
     1 / it is what one dedicated core gives, and N cores about N times that."""
     import itertools
 
-    from app.cli import build_pipeline
+    from app.builders import pipeline_from_config
     from app.pipeline import AppConfig
     from app.sources import open_source
 
     cfg = AppConfig.load()
     cfg.threads = 1
-    pipeline = build_pipeline(cfg, None, None, None)
+    pipeline = pipeline_from_config(cfg, None, None, None)
     spent, counted = 0.0, 0
     for clip in clips:
         pipeline.reset()

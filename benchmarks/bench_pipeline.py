@@ -34,7 +34,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.cli import build_pipeline  # noqa: E402
+from app.builders import pipeline_from_config  # noqa: E402
 from app.engine import PoseEngine  # noqa: E402
 from app.exporters import JsonlWriter  # noqa: E402
 from app.overlap import ReadAhead, WriteBehind  # noqa: E402
@@ -65,7 +65,7 @@ def run_video(
     """FPS, CPU ms, people per frame and mean ms per stage over `frames` frames after `warmup`. With
     `overlap`, frames are decoded ahead and written behind as `main.py --headless` does, and the
     time runs until the last one is written. `boxes` receives each timed frame's person boxes."""
-    pipeline = pipeline or build_pipeline(cfg, weights, None, None)
+    pipeline = pipeline or pipeline_from_config(cfg, weights, None, None)
     pipeline.reset()
     totals: dict[str, list[float]] = defaultdict(list)
     people = []
@@ -158,7 +158,7 @@ def stage_table(args, shared: Path) -> int:
             cfg = AppConfig.load()
             cfg.threads, cfg.precision, cfg.onnx_spinning = args.threads, precision, spinning
             cfg.detector.export, cfg.detector.imgsz = export, imgsz
-            pipelines[label] = (cfg, build_pipeline(cfg, args.weights, None, None))
+            pipelines[label] = (cfg, pipeline_from_config(cfg, args.weights, None, None))
         for _ in range(args.rounds):
             for label, _, _, overlap, _ in CHANGES:
                 cfg, pipeline = pipelines[label]

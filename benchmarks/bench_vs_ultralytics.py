@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_pipeline import run_video  # noqa: E402
 
-from app.cli import build_pipeline  # noqa: E402
+from app.builders import pipeline_from_config  # noqa: E402
 from app.detector import default_detector_path  # noqa: E402
 from app.pipeline import AppConfig  # noqa: E402
 from app.tracker import box_iou  # noqa: E402
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = AppConfig.load()
         cfg.threads = args.threads
         cfg.precision = precision or cfg.precision
-        ours[label] = (cfg, build_pipeline(cfg, None, None, None))
+        ours[label] = (cfg, pipeline_from_config(cfg, None, None, None))
     tools = [*ours, ULTRALYTICS]
     results = {(video, tool): Runs() for video in args.videos for tool in tools}
     for round_index in range(args.rounds):

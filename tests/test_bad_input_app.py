@@ -106,7 +106,7 @@ def no_model(monkeypatch):
     def load(*args, **kwargs):
         raise AssertionError("the model was loaded before the mistake was reported")
 
-    monkeypatch.setattr(app.cli, "build_pipeline", load)
+    monkeypatch.setattr(app.cli, "pipeline_from_config", load)
 
 
 def _onnx(path: Path, inputs: list[tuple[str, list]], op: str, output: list) -> Path:
@@ -370,7 +370,7 @@ def test_ctrl_c_while_the_model_loads_is_one_line_and_keeps_the_output(
     def load(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(app.cli, "build_pipeline", load)
+    monkeypatch.setattr(app.cli, "pipeline_from_config", load)
     existing = _existing(tmp_path / "poses.jsonl")
     keep = Precious(existing)
     code, err = _run(_headless(clip, weights, "--output", str(existing)), capsys)
@@ -384,7 +384,7 @@ def test_sigterm_while_the_model_loads_is_handled_like_ctrl_c(clip, weights, tmp
         time.sleep(5)
         raise AssertionError("SIGTERM did not stop the run")
 
-    monkeypatch.setattr(app.cli, "build_pipeline", load)
+    monkeypatch.setattr(app.cli, "pipeline_from_config", load)
     existing = _existing(tmp_path / "video.mp4", "an earlier video")
     keep = Precious(existing)
 

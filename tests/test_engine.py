@@ -117,7 +117,7 @@ def test_bf16_precision_stays_close_to_fp32(blob_weights, vtest_frame_and_boxes)
 
 def test_the_backend_that_runs_is_reported(blob_weights, tmp_path):
     """An exported .onnx file runs on ONNX Runtime even if torch was asked for; the GUI label says so."""
-    from app.gui.builders import EngineSpec
+    from app.builders import EngineSpec
     from sdpose_core.export import export_onnx
 
     onnx_path = export_onnx(build_model("sdpose_t"), tmp_path / "t.onnx")

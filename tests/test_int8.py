@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
+from app.builders import EngineSpec, backend_choice
 from app.engine import EngineError, PoseEngine
-from app.gui.builders import EngineSpec, backend_choice
 from sdpose_core import quantize
 from sdpose_core.calibration import calibration_crops
 from sdpose_core.quantize import QuantizeConfig, int8_nodes

@@ -1,6 +1,6 @@
 """What one Ray task does: one video (or image folder) through the app's own pipeline and writers.
 
-The pipeline is `app.cli.build_pipeline`, the writers `app.exporters.open_writers`, and the
+The pipeline is `app.builders.pipeline_from_config`, the writers `app.exporters.open_writers`, and the
 frames pass exactly as in `main.py --headless`, so a batch output equals a single run's with the
 same flags. A worker process keeps its loaded detector and pose model between videos (the
 expensive part of a start); each video gets a new tracker, so track ids start at 1 as they do
@@ -26,7 +26,8 @@ import ray
 
 from app.batch.models import ShippedFile
 from app.batch.outputs import commit, discard, temp_path
-from app.cli import RunStats, build_pipeline
+from app.builders import pipeline_from_config
+from app.cli import RunStats
 from app.exporters import close_writers, open_writers
 from app.pipeline import AppConfig, PosePipeline
 from app.sources import DEFAULT_FPS, SourceError, open_source
@@ -86,7 +87,7 @@ def _models(spec: PipelineSpec) -> PosePipeline:
     if key not in _loaded:
         _loaded.clear()
         detector = str(spec.detector.local_path()) if spec.detector else None
-        _loaded[key] = build_pipeline(spec.cfg, str(spec.pose.local_path()), detector, spec.smoothing)
+        _loaded[key] = pipeline_from_config(spec.cfg, str(spec.pose.local_path()), detector, spec.smoothing)
     return _loaded[key]
 
 

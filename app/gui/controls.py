@@ -25,7 +25,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.builders import BACKEND_CHOICES
+from app.builders import BACKEND_CHOICES
 from app.gui.messages import WorkerStats
 from app.gui.settings import GuiSettings
 from sdpose_core.models import VARIANT_NAMES

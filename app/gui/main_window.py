@@ -21,10 +21,10 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from app.builders import DetectorFactory, default_detector_factory
 from app.draw import DrawStyle
 from app.gui import messages
 from app.gui.actions import build_actions
-from app.gui.builders import DetectorFactory, default_detector_factory
 from app.gui.controls import ControlsPanel, StatsPanel
 from app.gui.dialogs import ErrorBox, ask_open, ask_save, show_about
 from app.gui.messages import SourceInfo

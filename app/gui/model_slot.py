@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from app.gui.builders import BUILD_ERRORS, DetectorFactory, EngineSpec, build_engine, build_pipeline
+from app.builders import BUILD_ERRORS, DetectorFactory, EngineSpec, build_engine, build_pipeline
 from app.gui.messages import ModelInfo, one_line
 from app.pipeline import DetectionSchedule, PosePipeline
 

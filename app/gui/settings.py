@@ -20,7 +20,7 @@ from typing import Any
 
 from PyQt6.QtCore import QByteArray, QSettings
 
-from app.gui.builders import BACKEND_CHOICES, backend_choice
+from app.builders import BACKEND_CHOICES, backend_choice
 from app.pipeline import AppConfig
 from app.smoothing import SMOOTHING_KINDS
 from app.tracker import TrackerConfig

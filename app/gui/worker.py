@@ -18,9 +18,9 @@ import time
 
 from PyQt6.QtCore import QObject, pyqtSignal, pyqtSlot
 
+from app.builders import BUILD_ERRORS, DetectorFactory, EngineSpec
 from app.draw import DrawStyle
 from app.exporters import OutputError
-from app.gui.builders import BUILD_ERRORS, DetectorFactory, EngineSpec
 from app.gui.messages import (
     Command,
     Export,

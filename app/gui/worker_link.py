@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from PyQt6.QtCore import QObject, QThread, QTimer, pyqtSlot
 
-from app.gui.builders import DetectorFactory, EngineSpec
+from app.builders import DetectorFactory, EngineSpec
 from app.gui.messages import ModelInfo, SourceInfo, WorkerStats
 from app.gui.worker import PoseWorker, WorkerState
 from app.types import FrameResult

@@ -1,8 +1,9 @@
-"""What the worker needs to (re)build the pose pipeline, and the errors a rebuild may raise.
+"""The one way the pose pipeline is built: from `configs/app.yaml` with the flags applied (the
+command line, the batch, the benchmarks: `pipeline_from_config`) or from the window's settings
+(`EngineSpec`, `build_pipeline`).
 
-Kept apart from the worker loop so that changing the model, backend or weights from the window
-is one small, testable function: only the engine is rebuilt; detector and tracker (with its ids)
-stay.
+Changing the model, backend or weights from the window rebuilds only the engine (`build_engine`);
+detector and tracker (with its ids) stay. Qt-free, so headless runs import it without a display.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "build_engine",
     "build_pipeline",
     "default_detector_factory",
+    "pipeline_from_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,9 +108,21 @@ def build_pipeline(
     flip_test: bool,
     detector_factory: DetectorFactory,
     schedule: DetectionSchedule,
-    smoothing: str,
-    strength: float,
+    smoothing: str | None = None,
+    strength: float | None = None,
 ) -> PosePipeline:
+    """Engine, detector and tracker (smoothing and strength: `configs/tracker.yaml`'s where None);
+    raises the app's one-line errors."""
     engine = build_engine(spec, flip_test)
     detector = detector_factory()
     return PosePipeline(detector, engine, Tracker.from_settings(smoothing, strength), schedule)
+
+
+def pipeline_from_config(
+    cfg: AppConfig, weights: str | None, detector_path: str | None, smoothing: str | None
+) -> PosePipeline:
+    """The pipeline of `configs/app.yaml` with the flags applied (`--weights`, `--detector`,
+    `--smoothing`), as `main.py --headless`, the batch and the benchmarks run it."""
+    spec = EngineSpec.from_config(cfg, weights)
+    detectors = default_detector_factory(cfg, detector_path)
+    return build_pipeline(spec, cfg.flip_test, detectors, cfg.detection, smoothing or None)
