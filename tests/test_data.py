@@ -366,6 +366,27 @@ def test_occlusion_and_truncation_reach_the_training_targets(coco_dir: Path) -> 
             DataConfig(**{name: -0.1})
 
 
+def test_zoom_out_shows_people_smaller_in_their_crop(coco_dir: Path) -> None:
+    """A whole-image or loose box shows a person at a third to two thirds of a tight box's size:
+    zoom-out trains on such crops. Off (the default), samples are those of the plain recipe."""
+    plain = _coco(coco_dir, train=True, cfg=DataConfig(), seed=5)
+    zoomed = _coco(coco_dir, train=True, cfg=DataConfig(zoom_out_prob=1.0, zoom_out_max=3.0), seed=5)
+    ratios = []
+    for index in range(len(plain)):
+        a, b = plain[index], zoomed[index]
+        both = (a["target_weight"].numpy().ravel() > 0) & (b["target_weight"].numpy().ravel() > 0)
+        if both.sum() < 2:
+            continue
+        spread_a, spread_b = (np.ptp(s["joints"].numpy()[both, :2], axis=0).max() for s in (a, b))
+        ratios.append(spread_b / spread_a)
+    assert len(ratios) >= 5
+    assert 1 / 3 - 0.02 <= min(ratios) and max(ratios) <= 1 / 1.5 + 0.02, ratios
+    off = _coco(coco_dir, train=True, cfg=DataConfig(zoom_out_prob=0.0), seed=5)
+    assert all(torch.equal(plain[i]["image"], off[i]["image"]) for i in range(len(plain)))
+    with pytest.raises(ValueError, match="zoom_out_max"):
+        DataConfig(zoom_out_max=1.2)
+
+
 def test_scale_rotation_ranges() -> None:
     rng = np.random.default_rng(0)
     draws = [random_scale_rotation(np.ones(2), rng) for _ in range(400)]

@@ -47,6 +47,7 @@ __all__ = [
     "random_photometric",
     "random_occlusion",
     "random_truncation",
+    "random_zoom_out",
 ]
 
 
@@ -178,6 +179,25 @@ def random_scale_rotation(
     r = float(np.clip(rng.standard_normal() * rot_factor, -2.0 * rot_factor, 2.0 * rot_factor))
     rot = r if rng.random() < rot_prob else 0.0
     return np.asarray(scale, dtype=np.float64) * s, rot
+
+
+def random_zoom_out(
+    center: np.ndarray,
+    scale: np.ndarray,
+    rng: np.random.Generator,
+    prob: float,
+    max_zoom: float = 3.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """With probability ``prob``: the box grown by a factor drawn from [1.5, ``max_zoom``] and its
+    centre moved by up to a quarter of the added margin, so the person fills a third to two
+    thirds of the crop, off-centre, as in a loose or whole-image box. Not in SDPose's recipe
+    (`DataConfig.zoom_out_prob`); no draw at all when ``prob`` is 0."""
+    if prob <= 0.0 or rng.random() >= prob:
+        return center, scale
+    zoom = rng.uniform(1.5, max_zoom)
+    grown = scale * zoom
+    shift = rng.uniform(-1.0, 1.0, 2) * (grown - scale) * 200.0 * 0.25
+    return center + shift, grown
 
 
 def refit_rotated_box(

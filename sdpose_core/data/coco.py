@@ -273,7 +273,8 @@ class CocoKeypointDataset(Dataset):
     def _augment(
         self, rec: _Record, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray, int | None]:
-        """MMPose train order: shift, flip, half-body, scale/rotation; then the opt-in rotation refit.
+        """MMPose train order: shift, flip, half-body, scale/rotation; then the opt-in rotation refit
+        and zoom-out.
 
         Returns the mirrored frame.
         """
@@ -300,6 +301,7 @@ class CocoKeypointDataset(Dataset):
         if refit and rng.random() < cfg.rotation_refit_prob:
             zoom = scale[0] / box_scale[0]
             scale = augment.refit_rotated_box(rec.clean_box[2:], rot, cfg.aspect_ratio, cfg.padding, zoom)
+        center, scale = augment.random_zoom_out(center, scale, rng, cfg.zoom_out_prob, cfg.zoom_out_max)
         return center, scale, rot, joints, vis, (rec.width if flipped else None)
 
     def __getitem__(self, index: int) -> dict[str, Any]:

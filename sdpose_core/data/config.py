@@ -48,6 +48,12 @@ class DataConfig:
     # the turned person (`augment.refit_rotated_box`), so turned people come in the wide boxes
     # seated, crouched and lying people get from a detector.
     rotation_refit_prob: float = 0.0
+    # Not in SDPose's recipe (0 = off): chance that a crop is zoomed out by a factor drawn from
+    # [1.5, zoom_out_max] around the person (`augment.random_zoom_out`), so people who fill only
+    # part of their box (a loose or whole-image box, a box carried between detections) are
+    # still found; the area past the source image is black, as at a frame's edge.
+    zoom_out_prob: float = 0.0
+    zoom_out_max: float = 3.0
     # Not in SDPose's recipe (1 = off): passes over the training people per epoch. A small set on
     # a fast GPU finishes an epoch in seconds, and the per-epoch costs (checkpoint, loader
     # restart) would then dominate; each repeat draws its own augmentation.
@@ -76,6 +82,7 @@ class DataConfig:
             "occlusion_prob",
             "truncation_prob",
             "rotation_refit_prob",
+            "zoom_out_prob",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -86,6 +93,8 @@ class DataConfig:
         bad = {k: v for k, v in self.source_repeats.items() if type(v) is not int or v < 1}
         if bad:
             raise ValueError(f"source_repeats must map source names to integers >= 1, got {bad}")
+        if self.zoom_out_max < 1.5:
+            raise ValueError(f"zoom_out_max must be at least 1.5, got {self.zoom_out_max}")
         if not 0.0 <= self.scale_factor < 1.0:
             raise ValueError(f"scale_factor must be in [0, 1), got {self.scale_factor}")
         if self.use_udp:
