@@ -6,8 +6,9 @@
 Runs ONE MCT cycle (what inference needs). The int8 columns are the fp32 export quantized as
 `--precision int8` does (`sdpose_core.quantize`, calibrated on `--calib-crops` training-pool
 people; the first mode is the ratio's). Weights are random: latency does not depend on them.
-Machines are shared and noisy, so every backend is timed in turn within each repeat and the
-medians are compared; read the ratios. The reference column is the authors' modules (torch
+ONNX Runtime runs through the app's own `OnnxBackend` (its session settings: threads block while
+they wait). Machines are shared and noisy, so every backend is timed in turn within each repeat
+and the medians are compared; read the ratios. The reference column is the authors' modules (torch
 eager, 2 threads, all cycles, batch 1) measured on this machine kind.
 """
 
@@ -27,7 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdpose_core.export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from app.engine import OnnxBackend
+from sdpose_core.export import export_onnx
 from sdpose_core.models import VARIANT_NAMES, build_model
 from sdpose_core.quantize import QuantizeConfig, quantize_onnx
 
@@ -47,19 +49,6 @@ def interleaved_ms(fns: dict[str, Callable[[], object]], batch: int, repeats: in
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) * 1000 / batch for name, values in times.items()}
-
-
-def ort_session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Threads block while they wait, as in the app (`OnnxBackend`). Spinning threads of the
-    # session timed just before keep spinning into the next one's turn and took 2-3x off it.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,18 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.variants:
             model = build_model(name).eval()
             fp32 = export_onnx(model, Path(tmp) / f"{name}.onnx")
-            sessions = {"onnx": ort_session(fp32, args.threads)}
+            sessions = {"onnx": OnnxBackend(fp32, "cpu", args.threads)}
             for cfg in configs:
                 int8 = quantize_onnx(fp32, Path(tmp) / f"{name}.{cfg.mode.replace('/', '-')}.onnx", cfg)
-                sessions[f"int8 {cfg.mode}"] = ort_session(int8, args.threads)
+                sessions[f"int8 {cfg.mode}"] = OnnxBackend(int8, "cpu", args.threads)
             for batch in args.batches:
                 x = torch.randn(batch, 3, 256, 192)
                 x_np = np.ascontiguousarray(x.numpy())
                 fns: dict[str, Callable[[], object]] = {}
                 if not args.no_torch:
                     fns["torch"] = lambda m=model, t=x: _torch_run(m, t)
-                for label, session in sessions.items():
-                    fns[label] = lambda s=session, a=x_np: s.run([OUTPUT_NAME], {INPUT_NAME: a})
+                for label, backend in sessions.items():
+                    fns[label] = lambda b=backend, a=x_np: b(a)
                 ms = interleaved_ms(fns, batch, args.repeats)
                 cells = " ".join(f"{ms[c]:>{max(8, len(c))}.1f}" for c in columns)
                 ratio = ms["onnx"] / ms[f"int8 {modes[0]}"] if modes else float("nan")
