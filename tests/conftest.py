@@ -24,20 +24,22 @@ def shared_dir() -> Path:
     return SHARED_DIR
 
 
+def _temporary_app_cache(tmp_path_factory, name: str) -> Iterator[Path]:
+    """A new empty folder as the app cache (`SDPOSE_CACHE`) while the generator is suspended."""
+    path = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SDPOSE_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_app_cache(tmp_path_factory) -> Iterator[Path]:
     """The suite never writes into the user's own cache (`~/.cache/sdpose-app`): every test's
     weights would be exported there and stay. Exports go to one temporary cache per session."""
-    path = tmp_path_factory.mktemp("app-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SDPOSE_CACHE", str(path))
-        yield path
+    yield from _temporary_app_cache(tmp_path_factory, "app-cache")
 
 
 @pytest.fixture(scope="module")
 def app_cache(tmp_path_factory) -> Iterator[Path]:
     """A fresh app cache (`SDPOSE_CACHE`) for one test module: its exports are made there."""
-    path = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SDPOSE_CACHE", str(path))
-        yield path
+    yield from _temporary_app_cache(tmp_path_factory, "cache")
