@@ -167,6 +167,29 @@ def test_accuracy_benchmark_scores_the_lspet_validation_set() -> None:
     assert missed["pck"] == 0.0 and missed["joints"] == result["joints"]
 
 
+def test_accuracy_benchmark_boxes_lspet_people_around_their_joints_on_request() -> None:
+    """``--lspet-box joints``: each box holds every labelled joint with a margin and stays inside
+    the image, and is much smaller than the whole image (what a detector would give)."""
+    bench = _load("bench_accuracy")
+    whole = bench.load_lspet_validation()
+    tight = bench.load_lspet_validation(box="joints")
+    assert [i.path for i in tight] == [i.path for i in whole]
+    ratios = []
+    for image_whole, image in zip(whole, tight, strict=True):
+        (person,), (frame,) = image.people, image_whole.people
+        xy = person.keypoints[person.labelled]
+        x1, y1, x2, y2 = person.box
+        assert (
+            (xy[:, 0] >= x1).all()
+            and (xy[:, 0] <= x2).all()
+            and (xy[:, 1] >= y1).all()
+            and (xy[:, 1] <= y2).all()
+        )
+        assert x1 >= 0 and y1 >= 0 and x2 <= frame.box[2] and y2 <= frame.box[3]
+        ratios.append((x2 - x1) * (y2 - y1) / ((frame.box[2] - frame.box[0]) * (frame.box[3] - frame.box[1])))
+    assert np.median(ratios) < 0.5
+
+
 def test_side_by_side_benchmark_counts_each_of_their_people_once() -> None:
     """A box of ours counts for at most one of Ultralytics' people, and only at IoU >= 0.5."""
     bench = _load("bench_vs_ultralytics")
