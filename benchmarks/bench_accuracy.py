@@ -126,6 +126,17 @@ def _images_from_coco(
     return [image for image in images.values() if image.people]
 
 
+def joint_box(xy: np.ndarray, pad: float, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The (n, 2) joints' extent as an xyxy box widened by ``pad`` of its size per side, as a
+    detector boxes a person; clipped to an image of ``size`` (w, h) when given."""
+    (x1, y1), (x2, y2) = xy.min(axis=0), xy.max(axis=0)
+    dx, dy = pad * (x2 - x1), pad * (y2 - y1)
+    box = np.array([x1 - dx, y1 - dy, x2 + dx, y2 + dy])
+    if size is not None:
+        box = np.clip(box, 0, [size[0], size[1], size[0], size[1]])
+    return box
+
+
 # MPII-16 joint order (the list format has no names): index -> COCO name.
 MPII_NAMES = (
     "right_ankle right_knee right_hip left_hip left_knee left_ankle pelvis thorax upper_neck head_top "
@@ -143,9 +154,7 @@ def _load_mpii(json_path: Path, image_dir: Path, pad: float = 0.15) -> list[Imag
             continue
         kpts, labelled = np.zeros((NUM_KEYPOINTS, 2)), np.zeros(NUM_KEYPOINTS, dtype=bool)
         kpts[target], labelled[target] = raw[source], vis[source]
-        (x1, y1), (x2, y2) = raw[vis].min(axis=0), raw[vis].max(axis=0)
-        dx, dy = pad * (x2 - x1), pad * (y2 - y1)
-        box = np.array([x1 - dx, y1 - dy, x2 + dx, y2 + dy])
+        box = joint_box(raw[vis], pad)
         area = float((box[2] - box[0]) * (box[3] - box[1]))
         image = images.setdefault(entry["image"], Image(image_dir / entry["image"]))
         image.people.append(Person(box, kpts, labelled, area))
@@ -189,12 +198,8 @@ def load_lspet_validation(first: str = "im08501", last: str = "im09000", box: st
     if box == "joints":
         sizes = {info["file_name"]: (info["width"], info["height"]) for info in data["images"]}
         for image in images:
-            w, h = sizes[image.path.name]
             for person in image.people:
-                xy = person.keypoints[person.labelled]
-                (x1, y1), (x2, y2) = xy.min(axis=0), xy.max(axis=0)
-                dx, dy = 0.15 * (x2 - x1), 0.15 * (y2 - y1)
-                person.box = np.array([max(x1 - dx, 0), max(y1 - dy, 0), min(x2 + dx, w), min(y2 + dy, h)])
+                person.box = joint_box(person.keypoints[person.labelled], 0.15, sizes[image.path.name])
     return images
 
 
