@@ -87,6 +87,28 @@ def test_the_int8_model_is_quantized_once_and_runs_as_given(app_cache, engines, 
     assert EngineSpec("sdpose_t", "onnx", "cpu", None).label(as_weights) == "sdpose_t · onnx · int8 · cpu"
 
 
+def test_int8_on_a_cpu_without_vnni_says_it_gains_little(app_cache, engines, monkeypatch, caplog):
+    from app import engine as engine_module
+    from app.engine import OnnxBackend
+    from sdpose_core.hardware import cpu_has_int8_dot
+
+    assert cpu_has_int8_dot("flags : fpu sse avx2 avx512f avx512_vnni\n") is True
+    assert cpu_has_int8_dot("flags\t\t: fpu avx2 avx_vnni\n") is True
+    assert cpu_has_int8_dot("flags : fpu sse avx2 fma\n") is False, "AVX2 alone has no int8 dot product"
+    assert cpu_has_int8_dot("Processor : ARMv8\n") is None, "no flags line: unknown"
+    int8_file = next(iter(app_cache.glob("*.int8-*.onnx")))
+    fp32_file = next(p for p in app_cache.glob("*.onnx") if ".int8-" not in p.name)
+    for has_vnni, path, warned in (
+        (False, int8_file, True),
+        (True, int8_file, False),
+        (False, fp32_file, False),
+    ):
+        monkeypatch.setattr(engine_module, "cpu_has_int8_dot", lambda has=has_vnni: has)
+        caplog.clear()
+        OnnxBackend(path, "cpu", threads=1)
+        assert any("no VNNI" in r.getMessage() for r in caplog.records) is warned, (has_vnni, path.name)
+
+
 def test_int8_needs_the_onnx_backend_and_its_calibration_people(tmp_path, monkeypatch):
     with pytest.raises(EngineError, match="int8 runs on the onnx backend"):
         PoseEngine("sdpose_t", backend="torch", precision="int8")
