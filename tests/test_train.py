@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import pytest
 import torch
@@ -130,6 +131,19 @@ def test_compile_failure_is_one_line(tmp_path, coco, monkeypatch, capsys):
     assert run_cli(main, argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --compile failed") and "\n" not in err and "without --compile" in err, err
+
+
+def test_a_run_without_progress_bar_logs_its_steps(tmp_path, coco, caplog):
+    """--no-progress (background runs): a line every log_interval steps, with the speed."""
+    root, ann = coco
+    recipe = load_recipe("sdpose_t_smoke")
+    recipe = dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, log_interval=2))
+    trainer = Trainer(recipe, TrainPaths(root, ann, tmp_path), max_steps_per_epoch=3, show_progress=False)
+    with caplog.at_level(logging.INFO, logger="sdpose_core.training.trainer"):
+        trainer.train_epoch()
+    lines = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1 step 2/3"], lines
+    assert all("images/s" in line and "loss" in line for line in lines)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, coco, monkeypatch):
