@@ -255,18 +255,9 @@ class Trainer:
             if steps % max(1, min(self.cfg.log_interval, 10)) == 0:
                 bar.set_postfix(loss=f"{loss.item():.5f}", lr=f"{lr:.1e}", refresh=False)
             if bar.disable and self.is_main and steps % max(1, self.cfg.log_interval) == 0:
-                # Without a bar a long background run would say nothing for an epoch (an hour
-                # on a slow CPU): a line every log_interval steps shows it is alive and how fast.
-                rate = seen / max(time.perf_counter() - start, 1e-9)
-                logger.info(
-                    "epoch %d step %d/%d: loss %.5f, lr %.1e, %.1f images/s",
-                    self.epoch + 1,
-                    steps,
-                    total_steps,
-                    loss.item(),
-                    lr,
-                    rate,
-                )
+                rate = seen / max(time.perf_counter() - start, 1e-9)  # no bar: show it is alive
+                msg = "epoch %d step %d/%d: loss %.5f, lr %.1e, %.1f images/s"
+                logger.info(msg, self.epoch + 1, steps, total_steps, loss.item(), lr, rate)
         bar.close()
         elapsed = time.perf_counter() - start
         world = dist.get_world_size() if self.distributed else 1
