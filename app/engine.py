@@ -125,9 +125,14 @@ class OnnxBackend:
         self.variant = meta.get("sdpose_variant")
         self.precision = meta.get(PRECISION_KEY, "fp32")
         if self.precision == "int8" and not device.startswith("cuda") and cpu_has_int8_dot() is False:
+            saturates = meta.get("int8_weight_bits") != "7"  # a file quantized for a VNNI CPU
             logger.warning(
                 "int8: this CPU has no VNNI int8 instructions, so int8 runs only about 1.1-1.2x "
-                "as fast as fp32 here (1.5x with VNNI)"
+                "as fast as fp32 here (1.5x with VNNI)%s",
+                "; this file's 8-bit weights saturate here and move keypoints: quantize it on this "
+                "machine (python -m sdpose_core.quantize) for 7-bit ones"
+                if saturates
+                else "",
             )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -197,7 +202,7 @@ def _quantized_cached(fp32: Path, cfg: QuantizeConfig) -> Path:
     if fp32.parent.resolve() != cache_dir().resolve():
         path = cache_dir() / path.name
     if not path.is_file():
-        what = f"{cfg.mode}, {cfg.crops} calibration crops"
+        what = f"{cfg.mode}, {cfg.weight_bits}-bit weights, {cfg.crops} calibration crops"
         logger.info("quantizing %s to int8 (once, %s): %s", fp32.name, what, path)
         try:
             quantize_onnx(fp32, path, cfg)

@@ -9,8 +9,13 @@ feed-forward layers), about 80 % of the fp32 time, quantize well. Three parts st
 having moved most heatmap peaks by 1-8 cells when quantized: the patch embedding, the two
 heatmap-head linears, and the attention products (activation by activation, slower in int8
 here too). Activations are uint8 and weights int8, the pairing ONNX Runtime's AVX-512 VNNI
-kernels take. The format (QDQ or QOperator) and per-channel or per-tensor weight scales are
-settings (`int8:` in `configs/app.yaml`); `benchmarks/bench_models.py --int8-modes` and
+kernels take. On a CPU without VNNI those kernels multiply with VPMADDUBSW, which adds pairs of
+uint8 x int8 products in 16 bits and saturates where both are large: on an AVX2-only EPYC half
+of SDPose-T's heatmap peaks moved (argmax kept on 0.47 of 64 People-Art/fall crops' joints).
+Weights in 7 bits (`reduce_range`) leave the pair sums room: 0.73 kept, at the same speed. So
+`reduce_range: auto` uses 7-bit weights exactly where the CPU has no int8 dot product. The
+format (QDQ or QOperator) and per-channel or per-tensor weight scales are settings (`int8:` in
+`configs/app.yaml`); `benchmarks/bench_models.py --int8-modes` and
 `benchmarks/bench_accuracy.py --compare-int8` measure all four.
 """
 
@@ -32,6 +37,7 @@ import numpy as np
 from sdpose_core.cli import ArgumentParser, run_cli
 from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
 from sdpose_core.errors import UserError
+from sdpose_core.hardware import cpu_has_int8_dot
 from sdpose_core.jsonio import atomic_path, check_outputs, output_error
 
 __all__ = ["QuantizeConfig", "quantize_onnx", "int8_nodes", "is_int8", "PRECISION_KEY"]
@@ -40,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 PRECISION_KEY = "sdpose_precision"  # metadata of a quantized file: "int8"
 FORMATS = ("qdq", "qoperator")
+REDUCE_RANGE = ("auto", "always", "never")
 # Module scopes (torch names the exporter records on each node) whose layers run in int8.
 INT8_SCOPES = {"Conv": ("backbone",), "MatMul": ("transformer_layer1",)}
 
@@ -56,6 +63,8 @@ class QuantizeConfig:
             "qoperator" (QLinearConv / QLinearMatMul nodes).
         per_channel: one weight scale per output channel (else one per tensor).
         seed: which people are drawn.
+        reduce_range: "auto" (7-bit weights on a CPU without int8 dot-product instructions,
+            where 8-bit ones saturate; see the module doc), "always" or "never".
     """
 
     calibration: tuple[str, ...] = ("../shared/data/pool2/stanford40", "../shared/data/pool/lsp")
@@ -63,8 +72,11 @@ class QuantizeConfig:
     format: str = "qdq"
     per_channel: bool = True
     seed: int = 0
+    reduce_range: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.reduce_range not in REDUCE_RANGE:
+            raise ValueError(f"reduce_range {self.reduce_range!r} is not one of {', '.join(REDUCE_RANGE)}")
         if self.format not in FORMATS:
             raise ValueError(f"format {self.format!r} is not one of {', '.join(FORMATS)}")
         if self.crops < 1:
@@ -94,9 +106,17 @@ class QuantizeConfig:
         root = CONFIG_DIR.parent
         return [(root / folder).resolve() for folder in self.calibration]
 
+    @property
+    def weight_bits(self) -> int:
+        """7 or 8: `reduce_range` resolved for this machine's CPU (unknown CPUs get 8)."""
+        if self.reduce_range == "auto":
+            return 7 if cpu_has_int8_dot() is False else 8
+        return 7 if self.reduce_range == "always" else 8
+
     def identity(self) -> str:
         """Everything that changes the quantized file, for cache names."""
-        return f"{self.mode}:{self.crops}:{self.seed}:{','.join(map(str, self.folders()))}"
+        bits = ":7bit" if self.weight_bits == 7 else ""  # 8-bit files keep their earlier names
+        return f"{self.mode}:{self.crops}:{self.seed}:{','.join(map(str, self.folders()))}{bits}"
 
 
 def _scopes(node) -> list[str]:
@@ -180,6 +200,7 @@ def quantize_onnx(fp32_path: str | os.PathLike, output: str | os.PathLike, cfg: 
     if not nodes:
         raise UserError(f"{Path(fp32_path).name} has no SDPose layers to quantize (export it with this app)")
     crops = calibration_crops(cfg.folders(), cfg.crops, cfg.seed)
+    weight_bits = cfg.weight_bits
     output = Path(output)
     with tempfile.TemporaryDirectory() as tmp, atomic_path(output) as target, _quiet_root_logger():
         prepared = Path(tmp) / "prepared.onnx"
@@ -193,6 +214,7 @@ def quantize_onnx(fp32_path: str | os.PathLike, output: str | os.PathLike, cfg: 
             _reader(crops, source.graph.input[0].name),
             quant_format=QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator,
             per_channel=cfg.per_channel,
+            reduce_range=weight_bits == 7,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_quantize=nodes,
@@ -200,6 +222,7 @@ def quantize_onnx(fp32_path: str | os.PathLike, output: str | os.PathLike, cfg: 
         model = onnx.load(str(target))
         meta = {p.key: p.value for p in source.metadata_props}
         meta.update({PRECISION_KEY: "int8", "int8_mode": cfg.mode, "int8_crops": str(len(crops))})
+        meta["int8_weight_bits"] = str(weight_bits)
         del model.metadata_props[:]
         for key, value in meta.items():
             entry = model.metadata_props.add()
@@ -241,7 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             raise output_error(args.output, exc, "--output") from None
     size_mb = path.stat().st_size / 2**20
-    logger.info("wrote %s (%.1f MiB, %s, %d calibration crops)", path, size_mb, cfg.mode, cfg.crops)
+    logger.info(
+        "wrote %s (%.1f MiB, %s, %d-bit weights, %d calibration crops)",
+        path,
+        size_mb,
+        cfg.mode,
+        cfg.weight_bits,
+        cfg.crops,
+    )
     return 0
 
 
