@@ -16,6 +16,7 @@ from pycocotools.coco import COCO
 
 from app.cli import main
 from tests.fakes import save_blob_checkpoint
+from tests.signals import ctrl_c_as_in_a_terminal
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -174,6 +175,7 @@ def test_ctrl_c_keeps_finished_frames(tmp_path, weights, vtest):
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 10):

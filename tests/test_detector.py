@@ -13,6 +13,7 @@ import pytest
 
 from app.detector import DetectorError, PersonDetector, default_detector_path
 from sdpose_core.geometry import box_iou
+from tests.signals import ctrl_c_as_in_a_terminal
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,7 +96,12 @@ def _python(code: str, **env: str | None) -> subprocess.CompletedProcess:
         else:
             environ[key] = value
     return subprocess.run(
-        [sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=ctrl_c_as_in_a_terminal,
     )
 
 
