@@ -101,7 +101,7 @@ class OnnxBackend:
     def __init__(self, path: Path, device: str, threads: int | None = None, spinning: bool = False) -> None:
         import onnxruntime as ort
 
-        from sdpose_core.quantize import PRECISION_KEY
+        from sdpose_core.quantize import PRECISION_KEY, WEIGHT_BITS_KEY
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -125,7 +125,7 @@ class OnnxBackend:
         self.variant = meta.get("sdpose_variant")
         self.precision = meta.get(PRECISION_KEY, "fp32")
         if self.precision == "int8" and not device.startswith("cuda") and cpu_has_int8_dot() is False:
-            saturates = meta.get("int8_weight_bits") != "7"  # a file quantized for a VNNI CPU
+            saturates = meta.get(WEIGHT_BITS_KEY) != "7"  # a file quantized for a VNNI CPU
             logger.warning(
                 "int8: this CPU has no VNNI int8 instructions, so int8 runs only about 1.1-1.2x "
                 "as fast as fp32 here (1.5x with VNNI)%s",

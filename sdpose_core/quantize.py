@@ -40,11 +40,12 @@ from sdpose_core.errors import UserError
 from sdpose_core.hardware import cpu_has_int8_dot
 from sdpose_core.jsonio import atomic_path, check_outputs, output_error
 
-__all__ = ["QuantizeConfig", "quantize_onnx", "int8_nodes", "is_int8", "PRECISION_KEY"]
+__all__ = ["QuantizeConfig", "quantize_onnx", "int8_nodes", "is_int8", "PRECISION_KEY", "WEIGHT_BITS_KEY"]
 
 logger = logging.getLogger(__name__)
 
 PRECISION_KEY = "sdpose_precision"  # metadata of a quantized file: "int8"
+WEIGHT_BITS_KEY = "int8_weight_bits"  # and "7" or "8" (see QuantizeConfig.weight_bits)
 FORMATS = ("qdq", "qoperator")
 REDUCE_RANGE = ("auto", "always", "never")
 # Module scopes (torch names the exporter records on each node) whose layers run in int8.
@@ -222,7 +223,7 @@ def quantize_onnx(fp32_path: str | os.PathLike, output: str | os.PathLike, cfg: 
         model = onnx.load(str(target))
         meta = {p.key: p.value for p in source.metadata_props}
         meta.update({PRECISION_KEY: "int8", "int8_mode": cfg.mode, "int8_crops": str(len(crops))})
-        meta["int8_weight_bits"] = str(weight_bits)
+        meta[WEIGHT_BITS_KEY] = str(weight_bits)
         del model.metadata_props[:]
         for key, value in meta.items():
             entry = model.metadata_props.add()

@@ -135,10 +135,10 @@ def test_int8_weights_are_7_bit_where_8_bit_ones_would_saturate(app_cache, engin
     # The app's own file, quantized for this machine's CPU, says which it is and is so.
     cached = next(iter(app_cache.glob("*.int8-*.onnx")))
     meta = {p.key: p.value for p in onnx.load(str(cached), load_external_data=False).metadata_props}
-    assert meta["int8_weight_bits"] == str(QuantizeConfig().weight_bits)
-    assert _largest_int8_weight(cached) == (127 if meta["int8_weight_bits"] == "8" else 64)
+    assert meta[quantize.WEIGHT_BITS_KEY] == str(QuantizeConfig().weight_bits)
+    assert _largest_int8_weight(cached) == (127 if meta[quantize.WEIGHT_BITS_KEY] == "8" else 64)
     fp32_file = next(p for p in app_cache.glob("*.onnx") if ".int8-" not in p.name)
-    other = "never" if meta["int8_weight_bits"] == "7" else "always"
+    other = "never" if meta[quantize.WEIGHT_BITS_KEY] == "7" else "always"
     path = quantize.quantize_onnx(
         fp32_file, app_cache / "other.onnx", QuantizeConfig(crops=2, reduce_range=other)
     )
@@ -147,7 +147,7 @@ def test_int8_weights_are_7_bit_where_8_bit_ones_would_saturate(app_cache, engin
     from app import engine as engine_module
 
     monkeypatch.setattr(engine_module, "cpu_has_int8_dot", lambda: False)
-    for file, bits in ((cached, meta["int8_weight_bits"]), (path, "8" if other == "never" else "7")):
+    for file, bits in ((cached, meta[quantize.WEIGHT_BITS_KEY]), (path, "8" if other == "never" else "7")):
         caplog.clear()
         engine_module.OnnxBackend(file, "cpu", threads=1)
         assert any("8-bit weights saturate" in r.getMessage() for r in caplog.records) is (bits == "8")
