@@ -35,12 +35,16 @@ __all__ = [
     "save_checkpoint",
     "save_payload",
     "OUR_FORMAT",
+    "TRAIN_WEIGHTS_KEY",
 ]
 
 logger = logging.getLogger(__name__)
 
 OUR_FORMAT = "sdpose-app/1"
 TRUST_ENV = "SDPOSE_TRUST_CHECKPOINTS"
+# A training checkpoint with a weight average (train.ema_decay) keeps the average as its
+# `state_dict` (what users load) and the raw weights the optimiser was moving under this key.
+TRAIN_WEIGHTS_KEY = "train_state_dict"
 
 # mmcv's checkpoint `meta` may hold NumPy scalars (e.g. a best score); these are data, not code.
 _SAFE_META_GLOBALS = [
@@ -180,7 +184,8 @@ def load_checkpoint(
         raise CheckpointError(_mismatch_message(model, state_dict, label))
     meta = checkpoint.get("meta", {}) if isinstance(checkpoint.get("meta", {}), Mapping) else {}
     if source == OUR_FORMAT:
-        meta = {k: v for k, v in checkpoint.items() if k not in ("state_dict", "optimizer")}
+        weights = ("state_dict", "optimizer", TRAIN_WEIGHTS_KEY)
+        meta = {k: v for k, v in checkpoint.items() if k not in weights}
     return CheckpointInfo(variant=found, source=source, meta=dict(meta))
 
 

@@ -87,6 +87,62 @@ def test_resume_reaches_the_same_weights(tmp_path, coco):
         assert torch.equal(value, b["state_dict"][key]), f"{key} differs after resume"
 
 
+def _ema_trainer(root, ann, work, epochs=2, resume=False, validate=False):
+    recipe = load_recipe("sdpose_t_smoke")
+    train = dataclasses.replace(recipe.train, epochs=epochs, ema_decay=0.5, val_interval=2)
+    paths = TrainPaths(root, ann, work, val_ann=ann if validate else None)
+    return Trainer(
+        dataclasses.replace(recipe, train=train),
+        paths,
+        resume=resume,
+        max_steps_per_epoch=2,
+        show_progress=False,
+    )
+
+
+def test_weight_average_is_what_checkpoints_hand_out(tmp_path, coco):
+    """train.ema_decay: best/latest.pth's weights (what pack_weights and the app load) are the
+    average of the steps, the raw weights ride beside them, and --resume continues both exactly."""
+    root, ann = coco
+    trainer = _ema_trainer(root, ann, tmp_path / "straight", validate=True)
+    snapshots: list[dict[str, torch.Tensor]] = []
+    step = trainer.optimizer.step
+
+    def step_and_remember(*args, **kwargs):
+        result = step(*args, **kwargs)
+        snapshots.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+        return result
+
+    trainer.optimizer.step = step_and_remember
+    trainer.fit()
+    saved = read_checkpoint_file(tmp_path / "straight" / "latest.pth")
+    assert saved["ema_updates"] == len(snapshots) == 4
+    expected = dict(snapshots[0])  # the first step is copied, then each is mixed in at 1 - decay
+    for snapshot in snapshots[1:]:
+        expected = {
+            k: (0.5 * expected[k] + 0.5 * v) if v.is_floating_point() else v for k, v in snapshot.items()
+        }
+    moved = 0
+    for key, value in saved["state_dict"].items():
+        if value.is_floating_point():
+            assert torch.allclose(value, expected[key], atol=1e-6), f"{key} is not the average"
+            assert torch.equal(saved["train_state_dict"][key], snapshots[-1][key])
+            moved += not torch.equal(value, snapshots[-1][key])
+    assert moved > 0, "the average must differ from the last step's weights"
+    assert "train_state_dict" not in load_checkpoint(build_model("sdpose_t"), saved).meta
+    record = json.loads((tmp_path / "straight" / "log.jsonl").read_text().splitlines()[-1])
+    assert set(record["val_train_weights"]) == {"AP", "PCK"}, "the raw weights are scored beside the average"
+
+    split = tmp_path / "split"
+    _ema_trainer(root, ann, split, epochs=1).fit()
+    _ema_trainer(root, ann, split, resume=True).fit()
+    resumed = read_checkpoint_file(split / "latest.pth")
+    assert resumed["ema_updates"] == 4
+    for name in ("state_dict", "train_state_dict"):
+        for key, value in saved[name].items():
+            assert torch.equal(value, resumed[name][key]), f"{name}/{key} differs after resume"
+
+
 def test_compiled_training_matches_eager_and_saves_plain_keys(tmp_path, coco, monkeypatch):
     """--compile trains the same weights as eager steps (the aot_eager backend stands in for
     inductor, whose C++ build takes minutes), and its checkpoints load like any other."""

@@ -39,12 +39,18 @@ class TrainConfig:
     kpt_dist_weight: float = 5e-6
     log_interval: int = 50
     max_steps_per_epoch: int | None = None  # shorter "epochs" for small budgets (checkpoints, validation)
+    # An exponential moving average of the weights (0: off). When on, validation, best.pth and
+    # the weights a checkpoint hands to users are the average; the raw weights travel beside them
+    # for --resume. It smooths the step-to-step noise of a high learning rate without lowering it.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.val_interval < 1:
             raise ValueError("epochs, batch_size and val_interval must be at least 1")
         if self.lr <= 0:
             raise ValueError("lr must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 turns it off), got {self.ema_decay}")
 
     def lr_at(self, epoch: int, iteration: int) -> float:
         """Learning rate for a global iteration in a 0-based epoch: linear warm-up, then steps."""

@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from sdpose_core.checkpoint import load_checkpoint, read_checkpoint_file, save_checkpoint
+from sdpose_core.checkpoint import TRAIN_WEIGHTS_KEY, load_checkpoint, read_checkpoint_file, save_checkpoint
 from sdpose_core.data import CocoKeypointDataset, DataError, build_loader, set_loader_epoch
 from sdpose_core.errors import UserError
 from sdpose_core.evaluation import coco_keypoint_eval, format_table, pck_against_annotations, predict_dataset
@@ -115,6 +116,13 @@ class Trainer:
             LossWeights(self.cfg.heatmap_weight, self.cfg.vis_dist_weight, self.cfg.kpt_dist_weight)
         )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+        # The weight average (train.ema_decay) follows every optimiser step; buffers (BatchNorm
+        # statistics) are averaged too, so the averaged model stands on its own.
+        self.ema: AveragedModel | None = None
+        if self.cfg.ema_decay > 0:
+            self.ema = AveragedModel(
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema_decay), use_buffers=True
+            )
 
         try:
             self.train_set = CocoKeypointDataset(
@@ -162,10 +170,19 @@ class Trainer:
     def best(self) -> Path:
         return self.paths.work_dir / "best.pth"
 
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights validation scores and checkpoints hand out: the average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
     def _save(self, path: Path, metrics: dict[str, Any]) -> None:
+        extra: dict[str, Any] = {}
+        if self.ema is not None:
+            extra = {TRAIN_WEIGHTS_KEY: self.model.state_dict(), "ema_updates": int(self.ema.n_averaged)}
         save_checkpoint(
             path,
-            self.model,
+            self.eval_model,
+            **extra,
             epoch=self.epoch,
             iteration=self.iteration,
             best_ap=self.best_ap,
@@ -178,9 +195,14 @@ class Trainer:
         if not self.latest.is_file():
             raise UserError(f"--resume: no checkpoint at {self.latest}; start without --resume")
         checkpoint = read_checkpoint_file(self.latest)
-        load_checkpoint(self.model, checkpoint)
+        load_checkpoint(self.model, checkpoint)  # the average, where the run kept one
         if "optimizer" not in checkpoint:
             raise UserError(f"{self.latest} has no optimiser state, so it cannot be resumed")
+        if self.ema is not None:  # continue the average (a run without one starts it here)
+            self.ema.module.load_state_dict(self.model.state_dict())
+            self.ema.n_averaged.fill_(int(checkpoint.get("ema_updates", 0)))
+        if TRAIN_WEIGHTS_KEY in checkpoint:  # the optimiser continues from the raw weights
+            load_checkpoint(self.model, {"state_dict": checkpoint[TRAIN_WEIGHTS_KEY]})
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.epoch, self.iteration = int(checkpoint["epoch"]), int(checkpoint["iteration"])
         self.best_ap = float(checkpoint.get("best_ap", -1.0))
@@ -216,6 +238,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.iteration += 1
         return losses
 
@@ -265,10 +289,12 @@ class Trainer:
         metrics.update(lr=lr if steps else 0.0, images_per_s=seen * world / max(elapsed, 1e-9), steps=steps)
         return metrics
 
-    def validate(self) -> dict[str, float]:
+    def validate(self, model: torch.nn.Module | None = None) -> dict[str, float]:
+        """Score `model` (default: `eval_model`, the average where there is one) on the
+        validation set: COCO keypoint AP and friends plus PCK@0.2 against the annotations."""
         ev = self.recipe.evaluation
         results = predict_dataset(
-            self.model,
+            model if model is not None else self.eval_model,
             self.val_set,
             ev.batch_size,
             self.device,
@@ -324,6 +350,18 @@ class Trainer:
                 spent = self._clock() - val_start
                 record["val"] = stats
                 logger.info("epoch %d\n%s", self.epoch, format_table(stats, self.recipe.model.name))
+                if self.ema is not None:  # what the average adds, measured every time
+                    raw = self.validate(self.model)
+                    spent = self._clock() - val_start
+                    record["val_train_weights"] = {k: raw[k] for k in ("AP", "PCK") if k in raw}
+                    logger.info(
+                        "epoch %d: weight average AP %.4f PCK %.4f, raw weights AP %.4f PCK %.4f",
+                        self.epoch,
+                        stats.get("AP", math.nan),
+                        stats.get("PCK", math.nan),
+                        raw.get("AP", math.nan),
+                        raw.get("PCK", math.nan),
+                    )
                 chosen = stats[self.recipe.evaluation.best_metric]
                 if chosen > self.best_ap:
                     self.best_ap = chosen
