@@ -14,7 +14,8 @@ __all__ = ["plot_log"]
 
 
 def plot_log(log_path: Path, png_path: Path) -> None:
-    """Loss and AP curves from `log.jsonl` into a PNG (written atomically)."""
+    """Loss and AP curves from `log.jsonl` into a PNG (written atomically); where the run keeps a
+    weight average, its raw weights' figures are drawn dashed beside the average's."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,7 +33,21 @@ def plot_log(log_path: Path, png_path: Path) -> None:
     for metric in ("AP", "PCK"):
         val = [(r["epoch"], r["val"][metric]) for r in records if metric in r.get("val", {})]
         if val:
-            ax_ap.plot(*zip(*val, strict=True), marker="o", label=metric)
+            (line,) = ax_ap.plot(*zip(*val, strict=True), marker="o", label=metric)
+            # A run with a weight average also scores its raw weights: same colour, dashed.
+            raw = [
+                (r["epoch"], r["val_train_weights"][metric])
+                for r in records
+                if metric in r.get("val_train_weights", {})
+            ]
+            if raw:
+                ax_ap.plot(
+                    *zip(*raw, strict=True),
+                    linestyle="--",
+                    marker=".",
+                    color=line.get_color(),
+                    label=f"{metric}, raw weights",
+                )
     ax_ap.set_xlabel("epoch")
     ax_ap.set_title("validation (COCO AP, PCK@0.2)")
     if ax_ap.lines:
