@@ -22,6 +22,7 @@ from sdpose_core.geometry import box_xyxy_to_xywh
 from sdpose_core.jsonio import write_json_atomic
 from sdpose_core.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON, oks_iou
 from sdpose_core.labels.lsp import LSP, LspSet, lsp_person_box, lsp_to_coco
+from sdpose_core.progress import track
 
 __all__ = [
     "CocoKeypointWriter",
@@ -194,6 +195,7 @@ def add_lsp_people(
     faces: FaceFill | None = None,
     lsp_set: LspSet = LSP,
     exclude: Callable[[str], bool] | None = None,
+    progress: bool = False,
 ) -> tuple[int, int]:
     """Copy LSP (or LSPET) images and add their human-labelled person (source "lsp-human" or
     "lspet-human"), skipping images whose stem ``exclude`` names (a validation split).
@@ -202,10 +204,13 @@ def add_lsp_people(
     labelled joints enlarged 1.2x and clipped to the image; joints outside the image get v=0
     (COCO never labels outside the frame). With ``faces``, the face slots LSP leaves empty are
     filled from the teacher (see `FaceFill`) and the annotation lists them in ``teacher_joints``.
+    With ``progress``, how far it has got is shown (`sdpose_core.progress.track`): the teacher's
+    face pass takes minutes.
     """
     paths, joints = lsp_set.read(lsp_dir)
     added = filled = 0
-    for path, joints14 in zip(paths[:limit], joints[:limit], strict=True):
+    people = list(zip(paths[:limit], joints[:limit], strict=True))
+    for path, joints14 in track(people, desc=lsp_set.source, unit="image", enabled=progress):
         if exclude is not None and exclude(path.stem):
             continue
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -38,6 +38,7 @@ from sdpose_core.errors import UserError
 from sdpose_core.geometry import PIXEL_STD
 from sdpose_core.jsonio import write_json_atomic
 from sdpose_core.labels.coco_labels import coco_categories
+from sdpose_core.progress import track
 
 __all__ = ["CompactSettings", "cut_out", "compact_dataset", "main"]
 
@@ -184,8 +185,6 @@ def compact_dataset(
 
     An ``images/`` folder that already holds files is replaced only with ``overwrite``, and
     never when it holds the source images themselves."""
-    from tqdm import tqdm
-
     settings = settings or CompactSettings()
     try:
         dataset = CocoKeypointDataset(train_ann, data_root, train=False, use_gt_boxes=True, cfg=DataConfig())
@@ -201,9 +200,8 @@ def compact_dataset(
     try:
         jobs = list(_jobs(dataset, settings, images_dir))
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-            for done in tqdm(
-                pool.map(_cut_image, jobs, chunksize=8), total=len(jobs), unit="image", disable=not progress
-            ):
+            cuts = pool.map(_cut_image, jobs, chunksize=8)
+            for done in track(cuts, total=len(jobs), desc="cut", unit="image", enabled=progress):
                 cut_people.extend(done)
     except DataError as exc:
         raise UserError(str(exc)) from None

@@ -33,6 +33,7 @@ from sdpose_core.labels.inputs import _expected_frames, collect_inputs, exclusio
 from sdpose_core.labels.labeler import _DEFAULT_MODELS, LabelSettings, PseudoLabeler, _face_fill
 from sdpose_core.labels.lsp import LSP, LSPET
 from sdpose_core.labels.teachers import DEFAULT_FLIP_AGREE
+from sdpose_core.progress import track
 
 __all__ = ["pseudo_label", "SourceCount", "parse_orientations", "main"]
 
@@ -92,8 +93,6 @@ def pseudo_label(
     MoveNet teacher fills LSP's and LSPET's empty face slots (`coco_labels.FaceFill`). Images
     whose stem an ``exclude`` pattern names are skipped everywhere (see `exclusion`).
     """
-    from tqdm import tqdm
-
     settings = settings or LabelSettings()
     excluded = exclusion(exclude) if exclude else None
     paths = [p for p in collect_inputs(inputs) if excluded is None or not excluded(p.stem)]
@@ -132,7 +131,7 @@ def pseudo_label(
     writer = CocoKeypointWriter(output_dir, info)
     counts: dict[str, SourceCount] = {}
     frames_seen = 0
-    bar = partial(tqdm, unit="image", disable=None if progress else True)
+    bar = partial(track, unit="image", enabled=progress)
 
     def add(image, name: str, people: list[dict]) -> None:
         if people or keep_empty:
@@ -152,7 +151,9 @@ def pseudo_label(
     try:
         for folder, lsp_set in human_sets:
             first = len(writer.annotations)
-            n, filled = add_lsp_people(writer, folder, faces=faces, lsp_set=lsp_set, exclude=excluded)
+            n, filled = add_lsp_people(
+                writer, folder, faces=faces, lsp_set=lsp_set, exclude=excluded, progress=progress
+            )
             counts[lsp_set.name] = _count_since(writer, first, n)
             if faces is not None:
                 writer.info["lsp_faces"][f"people_filled_{lsp_set.name}"] = filled
@@ -161,7 +162,7 @@ def pseudo_label(
                 )
         for file, images in boxed.items():
             first = len(writer.annotations)
-            for item in bar(images, desc=Path(file).parent.name):
+            for item in bar(images, desc=Path(file).parent.resolve().name):
                 frames_seen += 1
                 image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
                 if image is None:
@@ -173,7 +174,8 @@ def pseudo_label(
         if paths:
             first = len(writer.annotations)
             total = _expected_frames(paths, every, max_frames_per_video)
-            for frame in bar(iter_frames(paths, every, max_frames_per_video), total=total, unit="frame"):
+            frames = iter_frames(paths, every, max_frames_per_video)
+            for frame in bar(frames, total=total, desc="inputs", unit="frame"):
                 frames_seen += 1
                 add(frame.image, frame.name, labeler(frame.image))
             counts["inputs (detector boxes)"] = _count_since(writer, first, 0)
