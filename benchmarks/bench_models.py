@@ -1,4 +1,5 @@
-"""CPU latency per crop of every SDPose variant: torch eager, ONNX Runtime fp32 and int8.
+"""CPU latency per crop of every SDPose variant: torch eager (the app's TorchBackend), ONNX Runtime
+fp32 and int8.
 
     .venv/bin/python benchmarks/bench_models.py [--threads 2] [--variants sdpose_t] [--repeats 20]
         [--int8-modes qdq/channel qdq/tensor qoperator/channel qoperator/tensor] [--calib-crops 64]
@@ -28,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.engine import OnnxBackend
+from app.engine import OnnxBackend, TorchBackend
 from sdpose_core.export import export_onnx
 from sdpose_core.models import VARIANT_NAMES, build_model
 from sdpose_core.quantize import QuantizeConfig, quantize_onnx
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             model = build_model(name).eval()
             fp32 = export_onnx(model, Path(tmp) / f"{name}.onnx")
             sessions = {"onnx": OnnxBackend(fp32, "cpu", args.threads)}
+            if not args.no_torch:  # the app's own eager backend (channels-last on a CPU)
+                sessions = {"torch": TorchBackend(model, "cpu"), **sessions}
             for cfg in configs:
                 int8 = quantize_onnx(fp32, Path(tmp) / f"{name}.{cfg.mode.replace('/', '-')}.onnx", cfg)
                 sessions[f"int8 {cfg.mode}"] = OnnxBackend(int8, "cpu", args.threads)
@@ -89,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
                 x = torch.randn(batch, 3, 256, 192)
                 x_np = np.ascontiguousarray(x.numpy())
                 fns: dict[str, Callable[[], object]] = {}
-                if not args.no_torch:
-                    fns["torch"] = lambda m=model, t=x: _torch_run(m, t)
                 for label, backend in sessions.items():
                     fns[label] = lambda b=backend, a=x_np: b(a)
                 ms = interleaved_ms(fns, batch, args.repeats)
@@ -101,11 +102,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<12} {batch:>5} {cells} {ratio:>8.2f}x {ref:>5.0f} {best:>7.1f}x")
                 sys.stdout.flush()
     return 0
-
-
-def _torch_run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.inference_mode():
-        return model(x)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["cpu_has_native_bf16", "cpu_has_int8_dot"]
+__all__ = ["cpu_has_native_bf16", "cpu_has_int8_dot", "prefers_channels_last"]
 
 
 def _cpu_flags(cpuinfo: str | None) -> set[str] | None:
@@ -33,3 +33,13 @@ def cpu_has_int8_dot(cpuinfo: str | None = None) -> bool | None:
     only 1.1-1.2x on an AVX2-only EPYC (40.9 against 45.2 ms a crop)."""
     flags = _cpu_flags(cpuinfo)
     return None if flags is None else bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def prefers_channels_last(device_type: str) -> bool:
+    """Whether eager convolutions run faster on channels-last (NHWC) weights and inputs here. On
+    a CPU, oneDNN computes convolutions in NHWC and reorders NCHW tensors on every call; measured
+    on SDPose-T (2-core Xeon, AVX-512): a training step of 32 crops in bf16, 12.0 -> 19.7 crops/s;
+    inference, 31.7 -> 26.4 ms a crop in fp32 and 18.1 -> 14.3 in bf16. Compiled training gains
+    nothing (inductor picks its own layouts: 22.3 against 21.2 crops/s), and CUDA is unmeasured,
+    so both keep the default layout."""
+    return device_type == "cpu"

@@ -23,7 +23,7 @@ from sdpose_core.checkpoint import TRAIN_WEIGHTS_KEY, load_checkpoint, read_chec
 from sdpose_core.data import CocoKeypointDataset, DataError, build_loader, set_loader_epoch
 from sdpose_core.errors import UserError
 from sdpose_core.evaluation import coco_keypoint_eval, format_table, pck_against_annotations, predict_dataset
-from sdpose_core.hardware import cpu_has_native_bf16
+from sdpose_core.hardware import cpu_has_native_bf16, prefers_channels_last
 from sdpose_core.jsonio import atomic_write_text
 from sdpose_core.models import build_model
 from sdpose_core.training.curves import plot_log
@@ -104,6 +104,10 @@ class Trainer:
         if init_weights:
             load_checkpoint(self.model, init_weights)
             logger.info("initialised from %s", init_weights)
+        # Eager CPU training in channels-last: about 1.6x the crops/s (hardware.prefers_channels_last).
+        eager_nhwc = prefers_channels_last(self.device.type) and not compile_model
+        self.memory_format = torch.channels_last if eager_nhwc else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.net: torch.nn.Module = self.model
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -226,6 +230,7 @@ class Trainer:
     ) -> dict[str, torch.Tensor]:
         """One optimiser step on a batch already on the device: forward (all MCT cycles),
         losses, a finite check on every rank, backward, Adam. Returns the losses."""
+        images = images.contiguous(memory_format=self.memory_format)
         with self._autocast():
             outputs = self.net(images)
         losses = self.criterion(outputs, target, weight)
