@@ -366,6 +366,35 @@ def test_occlusion_and_truncation_reach_the_training_targets(coco_dir: Path) -> 
             DataConfig(**{name: -0.1})
 
 
+def test_turn_shows_upright_people_upside_down(coco_dir: Path) -> None:
+    """Athletes and fallen people come at any angle; MMPose's rotation stays within 90 degrees.
+    With the turn on, rotations cover the whole circle and an upright person's shoulders end up
+    below their hips in the crops turned past 135 degrees. Off, samples are the plain recipe's."""
+    ann = json.loads((coco_dir / "test_coco.json").read_text())["annotations"]
+    turned = _coco(coco_dir, train=True, cfg=DataConfig(**{**NO_AUG, "turn_prob": 1.0}), seed=3)
+    rotations, upside_down = [], 0
+    for epoch in range(4):
+        turned.set_epoch(epoch)
+        for i in range(len(turned)):
+            s = turned[i]
+            rotations.append(s["rotation"])
+            src = np.asarray(ann[i]["keypoints"], dtype=np.float64).reshape(17, 3)
+            joints = s["joints"].numpy()
+            torso = [5, 6, 11, 12]
+            if not (src[torso, 2] > 0).all() or not (joints[torso, 2] > 0).all():
+                continue
+            if src[[5, 6], 1].mean() < src[[11, 12], 1].mean() and abs(s["rotation"]) > 135:
+                assert joints[[5, 6], 1].mean() > joints[[11, 12], 1].mean()
+                upside_down += 1
+    assert max(np.abs(rotations)) > 135 and min(np.abs(rotations)) < 45, rotations
+    assert upside_down > 0
+    plain = _coco(coco_dir, train=True, cfg=DataConfig(), seed=5)
+    off = _coco(coco_dir, train=True, cfg=DataConfig(turn_prob=0.0), seed=5)
+    assert all(torch.equal(plain[i]["image"], off[i]["image"]) for i in range(len(plain)))
+    with pytest.raises(ValueError, match="turn_prob"):
+        DataConfig(turn_prob=1.5)
+
+
 def test_zoom_out_shows_people_smaller_in_their_crop(coco_dir: Path) -> None:
     """A whole-image or loose box shows a person at a third to two thirds of a tight box's size:
     zoom-out trains on such crops. Off (the default), samples are those of the plain recipe."""

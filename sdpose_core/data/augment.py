@@ -47,6 +47,7 @@ __all__ = [
     "random_photometric",
     "random_occlusion",
     "random_truncation",
+    "random_turn",
     "random_zoom_out",
 ]
 
@@ -179,6 +180,16 @@ def random_scale_rotation(
     r = float(np.clip(rng.standard_normal() * rot_factor, -2.0 * rot_factor, 2.0 * rot_factor))
     rot = r if rng.random() < rot_prob else 0.0
     return np.asarray(scale, dtype=np.float64) * s, rot
+
+
+def random_turn(rot: float, rng: np.random.Generator, prob: float) -> float:
+    """With probability ``prob``: a rotation drawn uniformly from [-180, 180) degrees instead of
+    ``rot``, so upright training people also come upside down, lying and cartwheeling, as
+    athletes and fallen people do (MMPose's normal draw stays within 90 degrees). Not in SDPose's
+    recipe (`DataConfig.turn_prob`); no draw at all when ``prob`` is 0."""
+    if prob <= 0.0 or rng.random() >= prob:
+        return rot
+    return float(rng.uniform(-180.0, 180.0))
 
 
 def random_zoom_out(

@@ -273,8 +273,8 @@ class CocoKeypointDataset(Dataset):
     def _augment(
         self, rec: _Record, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray, int | None]:
-        """MMPose train order: shift, flip, half-body, scale/rotation; then the opt-in rotation refit
-        and zoom-out.
+        """MMPose train order: shift, flip, half-body, scale/rotation; then the opt-in turn, rotation
+        refit and zoom-out.
 
         Returns the mirrored frame.
         """
@@ -296,6 +296,7 @@ class CocoKeypointDataset(Dataset):
         )
         box_scale = scale
         scale, rot = augment.random_scale_rotation(scale, rng, cfg.scale_factor, cfg.rot_factor, cfg.rot_prob)
+        rot = augment.random_turn(rot, rng, cfg.turn_prob)
         whole_box = rec.clean_box is not None and np.array_equal(box_scale, rec.scale)  # not half-body
         refit = rot != 0.0 and whole_box and cfg.rotation_refit_prob > 0.0
         if refit and rng.random() < cfg.rotation_refit_prob:

@@ -33,6 +33,10 @@ class DataConfig:
     scale_factor: float = 0.35
     rot_factor: float = 45.0
     rot_prob: float = 0.6
+    # Not in SDPose's recipe (0 = off): chance that a crop's rotation is drawn from the whole
+    # circle instead (`augment.random_turn`), for people upside down or lying: a quarter of the
+    # LSPET validation athletes have their torso turned past 90 degrees.
+    turn_prob: float = 0.0
     use_udp: bool = False
     # Not in SDPose's recipe (0 = off): chance of colour/blur jitter per training crop, for small
     # or narrow training sets (see `augment.random_photometric`).
@@ -77,6 +81,7 @@ class DataConfig:
             "flip_prob",
             "half_body_prob",
             "rot_prob",
+            "turn_prob",
             "photometric_prob",
             "photometric_gray_prob",
             "occlusion_prob",
