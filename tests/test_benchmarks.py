@@ -165,6 +165,22 @@ def test_accuracy_benchmark_scores_the_lspet_validation_set() -> None:
     assert result["pck"] == 1.0 and 300 < result["people"] < 500
     missed = bench.evaluate_torso_pck(lambda image, boxes, people: [None] * len(people), images)
     assert missed["pck"] == 0.0 and missed["joints"] == result["joints"]
+    # By turn: upside-down athletes are a group of their own (where upright-trained models fail)
+    turns = result["by_turn"]
+    assert all(group["pck"] == 1.0 for group in turns.values())
+    assert turns["upright"]["people"] > turns["upside down"]["people"] > 30
+    assert sum(group["people"] for group in turns.values()) <= result["people"]
+
+    def upright_only(image, boxes, people):
+        angles = bench.torso_angles(
+            np.stack([p.keypoints for p in people]), np.stack([p.labelled for p in people])
+        )
+        return [p.keypoints if a < 60 else None for p, a in zip(people, angles, strict=True)]
+
+    scored = bench.evaluate_torso_pck(upright_only, images)
+    assert scored["by_turn"]["upright"]["pck"] == 1.0 and scored["by_turn"]["upside down"]["pck"] == 0.0
+    table = bench.format_lspet({"ours": scored})
+    assert "upside down n=" in table.splitlines()[0]
 
 
 def test_accuracy_benchmark_boxes_lspet_people_around_their_joints_on_request() -> None:
