@@ -143,6 +143,54 @@ def test_weight_average_is_what_checkpoints_hand_out(tmp_path, coco):
             assert torch.equal(value, resumed[name][key]), f"{name}/{key} differs after resume"
 
 
+def test_a_run_stopped_mid_epoch_resumes_at_its_last_checkpointed_step(tmp_path, coco, caplog):
+    """train.checkpoint_minutes: latest.pth is also written inside an epoch, and --resume goes on
+    from that step with the very batches an unbroken run would have had: same weights, same
+    average. A CPU epoch can take an hour; a crash or Ctrl-C costs minutes, not the epoch."""
+    root, ann = coco
+
+    def trainer(work, resume=False, minutes=1e-9):
+        recipe = load_recipe("sdpose_t_smoke")
+        train = dataclasses.replace(recipe.train, epochs=2, ema_decay=0.5, checkpoint_minutes=minutes)
+        return Trainer(
+            dataclasses.replace(recipe, train=train),
+            TrainPaths(root, ann, work),
+            resume=resume,
+            max_steps_per_epoch=3,
+            show_progress=False,
+        )
+
+    trainer(tmp_path / "straight", minutes=0).fit()
+    stopped = trainer(tmp_path / "split")
+    step, calls = stopped.train_step, []
+
+    def stop_at_the_fifth_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # epoch 2, step 2: steps 1-4 done, step 1 of epoch 2 checkpointed
+            raise KeyboardInterrupt
+        return step(*args, **kwargs)
+
+    stopped.train_step = stop_at_the_fifth_step
+    with pytest.raises(KeyboardInterrupt):
+        stopped.fit()
+    mid = read_checkpoint_file(tmp_path / "split" / "latest.pth")
+    assert (mid["epoch"], mid["step_in_epoch"], mid["iteration"]) == (1, 1, 4)
+    with caplog.at_level(logging.INFO, logger="sdpose_core.training.trainer"):
+        trainer(tmp_path / "split", resume=True).fit()
+    assert "step 1 of epoch 2" in caplog.text
+    a = read_checkpoint_file(tmp_path / "straight" / "latest.pth")
+    b = read_checkpoint_file(tmp_path / "split" / "latest.pth")
+    assert a["iteration"] == b["iteration"] == 6 and a["ema_updates"] == b["ema_updates"] == 6
+    assert b["step_in_epoch"] == 0, "an epoch's end clears the mid-epoch mark"
+    for name in ("state_dict", "train_state_dict"):
+        for key, value in a[name].items():
+            assert torch.equal(value, b[name][key]), f"{name}/{key} differs after a mid-epoch resume"
+    records = [json.loads(line) for line in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and records[1]["resumed_at_step"] == 1
+    with pytest.raises(ValueError, match="checkpoint_minutes"):
+        dataclasses.replace(load_recipe("sdpose_t_smoke").train, checkpoint_minutes=-1)
+
+
 def test_compiled_training_matches_eager_and_saves_plain_keys(tmp_path, coco, monkeypatch):
     """--compile trains the same weights as eager steps (the aot_eager backend stands in for
     inductor, whose C++ build takes minutes), and its checkpoints load like any other."""

@@ -43,12 +43,19 @@ class TrainConfig:
     # the weights a checkpoint hands to users are the average; the raw weights travel beside them
     # for --resume. It smooths the step-to-step noise of a high learning rate without lowering it.
     ema_decay: float = 0.0
+    # Minutes between mid-epoch checkpoints (latest.pth, resumable at that step with --resume);
+    # 0: at epoch ends only. A CPU epoch can take an hour, and a crash should not cost it.
+    checkpoint_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.val_interval < 1:
             raise ValueError("epochs, batch_size and val_interval must be at least 1")
         if self.lr <= 0:
             raise ValueError("lr must be positive")
+        if self.checkpoint_minutes < 0:
+            raise ValueError(
+                f"checkpoint_minutes must be >= 0 (0: at epoch ends only), got {self.checkpoint_minutes}"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0 turns it off), got {self.ema_decay}")
 

@@ -148,6 +148,7 @@ class Trainer:
         self._clock = time.perf_counter  # the time budget's clock (tests replace it)
         self.epoch = 0  # epochs completed
         self.iteration = 0  # optimiser steps taken
+        self.step_in_epoch = 0  # steps of `epoch` already taken (a run resumed part-way through it)
         self.best_ap = -1.0  # the best validation figure so far (evaluation.best_metric: AP or PCK)
         paths.work_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = paths.work_dir / "log.jsonl"
@@ -189,6 +190,7 @@ class Trainer:
             **extra,
             epoch=self.epoch,
             iteration=self.iteration,
+            step_in_epoch=self.step_in_epoch,
             best_ap=self.best_ap,
             optimizer=self.optimizer.state_dict(),
             recipe=self.recipe.to_dict(),
@@ -210,7 +212,11 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.epoch, self.iteration = int(checkpoint["epoch"]), int(checkpoint["iteration"])
         self.best_ap = float(checkpoint.get("best_ap", -1.0))
-        logger.info("resumed from %s at epoch %d (iteration %d)", self.latest, self.epoch, self.iteration)
+        self.step_in_epoch = int(checkpoint.get("step_in_epoch", 0))
+        at = f", step {self.step_in_epoch} of epoch {self.epoch + 1}" if self.step_in_epoch else ""
+        logger.info(
+            "resumed from %s at epoch %d (iteration %d%s)", self.latest, self.epoch, self.iteration, at
+        )
 
     # -- the loop ----------------------------------------------------------------------------
     def _autocast(self):
@@ -252,12 +258,15 @@ class Trainer:
         from tqdm import tqdm
 
         self.net.train()
-        set_loader_epoch(self.loader, self.epoch)
+        first = self.step_in_epoch  # > 0 when resumed part-way through this epoch
+        set_loader_epoch(self.loader, self.epoch, start_batch=first)
         totals: dict[str, float] = {}
-        seen, steps, start = 0, 0, time.perf_counter()
+        seen, steps, start = 0, first, time.perf_counter()
+        last_save = self._clock()
         cap = self.cfg.max_steps_per_epoch
-        total_steps = len(self.loader) if cap is None else min(len(self.loader), cap)
+        total_steps = len(self.loader) + first if cap is None else min(len(self.loader) + first, cap)
         bar = tqdm(
+            initial=first,
             total=total_steps,
             desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}",
             disable=not self.show_progress,
@@ -287,12 +296,29 @@ class Trainer:
                 rate = seen / max(time.perf_counter() - start, 1e-9)  # no bar: show it is alive
                 msg = "epoch %d step %d/%d: loss %.5f, lr %.1e, %.1f images/s"
                 logger.info(msg, self.epoch + 1, steps, total_steps, loss.item(), lr, rate)
+            minutes = self.cfg.checkpoint_minutes
+            if minutes and steps < total_steps and self._clock() - last_save >= 60.0 * minutes:
+                self._save_mid_epoch(steps)
+                last_save = self._clock()
         bar.close()
         elapsed = time.perf_counter() - start
         world = dist.get_world_size() if self.distributed else 1
-        metrics = {name: total / max(steps, 1) for name, total in totals.items()}
-        metrics.update(lr=lr if steps else 0.0, images_per_s=seen * world / max(elapsed, 1e-9), steps=steps)
+        taken = steps - first
+        self.step_in_epoch = 0
+        metrics = {name: total / max(taken, 1) for name, total in totals.items()}
+        metrics.update(lr=lr if taken else 0.0, images_per_s=seen * world / max(elapsed, 1e-9), steps=steps)
+        if first:
+            metrics["resumed_at_step"] = first  # the losses above average the steps after it
         return metrics
+
+    def _save_mid_epoch(self, steps: int) -> None:
+        """latest.pth at `steps` into the current epoch, so --resume continues from this step."""
+        self.step_in_epoch = steps
+        if self.is_main:
+            self._save(
+                self.latest, {"epoch": self.epoch, "iteration": self.iteration, "step_in_epoch": steps}
+            )
+            logger.info("checkpoint at epoch %d step %d: %s", self.epoch + 1, steps, self.latest)
 
     def validate(self, model: torch.nn.Module | None = None) -> dict[str, float]:
         """Score `model` (default: `eval_model`, the average where there is one) on the
