@@ -203,8 +203,23 @@ def load_lspet_validation(first: str = "im08501", last: str = "im09000", box: st
     return images
 
 
+# How far a person's torso is turned from upright (degrees), in groups: upside-down athletes are
+# where heatmap models trained on upright people fail, so the LSPET table shows each group.
+TURNS = {"upright": (0.0, 60.0), "sideways": (60.0, 120.0), "upside down": (120.0, 180.1)}
+
+
+def torso_angles(gts: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """(N,) angle between the hips-to-shoulders line and image up, 0-180 degrees; NaN where
+    the two shoulders and two hips are not all labelled."""
+    shoulders, hips = gts[:, [5, 6]].mean(axis=1), gts[:, [11, 12]].mean(axis=1)
+    up = shoulders - hips
+    angles = np.degrees(np.abs(np.arctan2(up[:, 0], -up[:, 1])))
+    return np.where(labelled[:, [5, 6, 11, 12]].all(axis=1), angles, np.nan)
+
+
 def evaluate_torso_pck(predict, images: list[Image]) -> dict:
-    """PCK@0.2 with the LSPET convention (`sdpose_core.evaluation.torso_pck`), pooled."""
+    """PCK@0.2 with the LSPET convention (`sdpose_core.evaluation.torso_pck`), pooled and per
+    `TURNS` group."""
     from sdpose_core.evaluation import torso_pck
 
     preds, gts, labelled, seconds = [], [], [], 0.0
@@ -234,20 +249,6 @@ def evaluate_torso_pck(predict, images: list[Image]) -> dict:
         "ms_per_person": 1e3 * seconds / len(preds),
         "by_turn": by_turn,
     }
-
-
-# How far a person's torso is turned from upright (degrees), in groups: upside-down athletes are
-# where heatmap models trained on upright people fail, so the LSPET table shows each group.
-TURNS = {"upright": (0.0, 60.0), "sideways": (60.0, 120.0), "upside down": (120.0, 180.1)}
-
-
-def torso_angles(gts: np.ndarray, labelled: np.ndarray) -> np.ndarray:
-    """(N,) angle between the hips-to-shoulders line and image up, 0-180 degrees; NaN where
-    the two shoulders and two hips are not all labelled."""
-    shoulders, hips = gts[:, [5, 6]].mean(axis=1), gts[:, [11, 12]].mean(axis=1)
-    up = shoulders - hips
-    angles = np.degrees(np.abs(np.arctan2(up[:, 0], -up[:, 1])))
-    return np.where(labelled[:, [5, 6, 11, 12]].all(axis=1), angles, np.nan)
 
 
 def load_training_sample(ann_file: Path, image_root: Path, per_source: int, seed: int = 0) -> dict:
@@ -533,13 +534,14 @@ def format_lspet(rows: dict[str, dict]) -> str:
     """One line per model: LSPET PCK@0.2 of the limb joints, people and joints counted."""
     width = max(26, *(len(label) for label in rows))
     first = next(iter(rows.values()))
-    turns = "".join(f" | {name} n={g['people']}" for name, g in first["by_turn"].items())
-    lines = [f"{'model':<{width}} | PCK@0.2 | people | joints | ms/person{turns}"]
+    titles = [f"{name} n={group['people']}" for name, group in first["by_turn"].items()]
+    lines = [
+        f"{'model':<{width}} | PCK@0.2 | people | joints | ms/person" + "".join(f" | {t}" for t in titles)
+    ]
     for label, r in rows.items():
         counts = f"{r['people']:6d} | {r['joints']:6d}"
-        cells = "".join(
-            f" | {g['pck']:{len(name) + 2 + len(str(g['people']))}.3f}" for name, g in r["by_turn"].items()
-        )
+        groups = r["by_turn"].values()
+        cells = "".join(f" | {g['pck']:{len(t)}.3f}" for t, g in zip(titles, groups, strict=True))
         lines.append(f"{label:<{width}} | {r['pck']:7.3f} | {counts} | {r['ms_per_person']:9.1f}{cells}")
     lines.append(
         f"PCK@{PCK_ALPHA}: visible limb joints within {PCK_ALPHA} x |left shoulder - right hip| (labels); "

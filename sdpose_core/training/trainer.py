@@ -264,7 +264,8 @@ class Trainer:
         seen, steps, start = 0, first, time.perf_counter()
         last_save = self._clock()
         cap = self.cfg.max_steps_per_epoch
-        total_steps = len(self.loader) + first if cap is None else min(len(self.loader) + first, cap)
+        epoch_steps = len(self.loader) + first  # the loader now holds the batches after `first`
+        total_steps = epoch_steps if cap is None else min(epoch_steps, cap)
         bar = tqdm(
             initial=first,
             total=total_steps,
