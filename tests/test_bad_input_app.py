@@ -436,6 +436,19 @@ def test_a_finished_run_replaces_an_earlier_file_without_leftovers(vtest, weight
     assert [p.name for p in tmp_path.iterdir()] == ["poses.jsonl"], "no backup, no temp file"
 
 
+def test_a_killed_runs_leftover_is_named_and_kept(vtest, weights, tmp_path, capsys, caplog):
+    out = _existing(tmp_path / "poses.jsonl")
+    leftover = tmp_path / ".poses.partial-0badf00d.jsonl"  # what SIGKILL mid-run leaves behind
+    leftover.write_text('{"frame": 0}\n')
+    code, err = _run(
+        _headless(vtest, weights, "--backend", "torch", "--max-frames", "2", "--output", str(out)), capsys
+    )
+    warning = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert code == 0 and "unfinished file(s) from a killed run" in warning and leftover.name in warning, err
+    assert leftover.read_text() == '{"frame": 0}\n', "another run may own it: warned about, not deleted"
+    assert [r["frame"] for r in _lines(out)] == [0, 1]
+
+
 def test_sigterm_mid_run_finishes_a_playable_video(vtest, weights, tmp_path):
     video, out = tmp_path / "annotated.mp4", tmp_path / "poses.jsonl"
     argv = _headless(vtest, weights, "--backend", "torch", "--det-every", "5")

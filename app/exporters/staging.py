@@ -9,6 +9,10 @@ ends, `StagedFile.finish` decides:
 * ended early (Ctrl-C, SIGTERM, a damaged source, a full disk) with frames written: the partial
   file takes the name and the old one is kept as `<stem>.bak<suffix>`, and the log says so;
 * nothing written: the old file stays exactly as it was.
+
+A run killed outright (SIGKILL, a power cut) cannot clean up and leaves its hidden file behind;
+the next run writing the same output names such leftovers in a warning. It does not delete them:
+another run may still be writing one.
 """
 
 from __future__ import annotations
@@ -45,6 +49,15 @@ class StagedFile:
         self.replacing = target.exists()
         hidden = target.with_name(f".{target.stem}.partial-{uuid.uuid4().hex[:8]}{target.suffix}")
         self.path = hidden if self.replacing else target
+        leftovers = sorted(target.parent.glob(f".{target.stem}.partial-*{target.suffix}"))
+        if leftovers:
+            logger.warning(
+                "%d unfinished file(s) from a killed run lie beside %s (%s): "
+                "delete them if no other run writes there",
+                len(leftovers),
+                target,
+                ", ".join(p.name for p in leftovers),
+            )
 
     def finish(self, frames: int, complete: bool, what: str = "") -> None:
         """Put the written file in place (see the module docstring) and log one line about it."""
