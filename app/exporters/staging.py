@@ -40,6 +40,11 @@ def backup_name(target: Path) -> Path:
     raise FileExistsError(f"no free backup name beside {target}")  # pragma: no cover - 10,000 backups
 
 
+def _partial_name(target: Path, tag: str) -> Path:
+    """The hidden file beside `target` that a run replacing it writes first (`tag` may be a glob)."""
+    return target.with_name(f".{target.stem}.partial-{tag}{target.suffix}")
+
+
 class StagedFile:
     """The file a writer should open (`path`) for the output the user named (`target`)."""
 
@@ -47,9 +52,8 @@ class StagedFile:
         self.target = target
         self.option = option
         self.replacing = target.exists()
-        hidden = target.with_name(f".{target.stem}.partial-{uuid.uuid4().hex[:8]}{target.suffix}")
-        self.path = hidden if self.replacing else target
-        leftovers = sorted(target.parent.glob(f".{target.stem}.partial-*{target.suffix}"))
+        self.path = _partial_name(target, uuid.uuid4().hex[:8]) if self.replacing else target
+        leftovers = sorted(target.parent.glob(_partial_name(target, "*").name))
         if leftovers:
             logger.warning(
                 "%d unfinished file(s) from a killed run lie beside %s (%s): "
