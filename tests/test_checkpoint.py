@@ -132,6 +132,17 @@ def test_numpy_meta_loads_but_code_in_a_file_is_refused(tmp_path, s_v1_state, mo
     assert ran, "with the opt-in the file is fully unpickled"
 
 
+def test_packed_weights_name_their_recipe_without_the_trainers_home_folder(tmp_path):
+    """Shipped weights say which recipe made them (configs/...), not where it lay on our disk."""
+    from sdpose_core.checkpoint import read_checkpoint_file
+    from sdpose_core.training.pack_weights import pack_weights
+
+    recipe = {"path": "/home/trainer/sdpose-app/configs/sdpose_t_distill.yaml", "train": {"epochs": 5}}
+    src = save_checkpoint(tmp_path / "best.pth", build_model("sdpose_t"), recipe=recipe)
+    packed = read_checkpoint_file(pack_weights(src, tmp_path / "small.pth"))
+    assert packed["recipe"] == {"path": "configs/sdpose_t_distill.yaml", "train": {"epochs": 5}}
+
+
 def test_pack_weights_halves_the_file_and_keeps_what_the_weights_are(tmp_path):
     from sdpose_core.checkpoint import read_checkpoint_file
     from sdpose_core.training.pack_weights import pack_weights

@@ -117,6 +117,7 @@ def test_weight_average_is_what_checkpoints_hand_out(tmp_path, coco):
     trainer.fit()
     saved = read_checkpoint_file(tmp_path / "straight" / "latest.pth")
     assert saved["ema_updates"] == len(snapshots) == 4
+    assert saved["recipe"]["path"] == "configs/sdpose_t_smoke.yaml"  # not our disk's layout
     expected = dict(snapshots[0])  # the first step is copied, then each is mixed in at 1 - decay
     for snapshot in snapshots[1:]:
         expected = {

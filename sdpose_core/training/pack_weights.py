@@ -22,6 +22,7 @@ from sdpose_core.checkpoint import (
 from sdpose_core.cli import ArgumentParser, run_cli
 from sdpose_core.errors import UserError
 from sdpose_core.jsonio import check_outputs
+from sdpose_core.training.recipe import portable_recipe_path
 
 __all__ = ["pack_weights"]
 
@@ -37,6 +38,9 @@ def pack_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = Tr
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {"format": OUR_FORMAT, **{k: checkpoint[k] for k in KEEP if k in checkpoint}}
+    recipe = payload.get("recipe")
+    if isinstance(recipe, dict) and "path" in recipe:  # runs from before recipes named it portably
+        payload["recipe"] = {**recipe, "path": portable_recipe_path(recipe["path"])}
     payload.update(variant=variant, state_dict=state, note=note, packed_from=Path(src).name)
     return save_payload(dst, payload)
 

@@ -15,7 +15,7 @@ from sdpose_core.config import ConfigError, from_dict, load_yaml, resolve_config
 from sdpose_core.data import DataConfig
 from sdpose_core.models.config import VARIANT_SECTIONS, ModelConfig
 
-__all__ = ["TrainConfig", "EvalConfig", "Recipe", "load_recipe"]
+__all__ = ["TrainConfig", "EvalConfig", "Recipe", "load_recipe", "portable_recipe_path"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,15 @@ class EvalConfig:
             raise ValueError(f"best_metric must be AP or PCK, got {self.best_metric!r}")
 
 
+def portable_recipe_path(path: str | Path) -> str:
+    """How a checkpoint names its recipe file: from the last `configs` folder on
+    (`configs/sdpose_t.yaml`), else the file name. Shipped weights carry it, and the trainer's
+    home folder is no business of theirs."""
+    parts = Path(path).parts
+    folders = [i for i, part in enumerate(parts[:-1]) if part == "configs"]
+    return Path(*parts[folders[-1] :]).as_posix() if folders else Path(path).name
+
+
 @dataclass(frozen=True)
 class Recipe:
     path: Path
@@ -142,7 +151,7 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
+            "path": portable_recipe_path(self.path),
             **{
                 name: dataclasses.asdict(getattr(self, name))
                 for name in ("model", "train", "data", "evaluation")

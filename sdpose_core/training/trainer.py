@@ -28,7 +28,7 @@ from sdpose_core.jsonio import atomic_write_text
 from sdpose_core.models import build_model
 from sdpose_core.training.curves import plot_log
 from sdpose_core.training.losses import LossWeights, SDPoseLoss
-from sdpose_core.training.recipe import Recipe
+from sdpose_core.training.recipe import Recipe, portable_recipe_path
 
 __all__ = ["TrainingDiverged", "TrainPaths", "Trainer"]
 
@@ -461,5 +461,5 @@ class Trainer:
             self._write_recipe()
 
     def _write_recipe(self) -> None:
-        header = f"# the recipe this run trained with (from {self.recipe.path})\n"
+        header = f"# the recipe this run trained with (from {portable_recipe_path(self.recipe.path)})\n"
         atomic_write_text(self.paths.work_dir / "recipe.yaml", header + self.recipe.to_yaml())
