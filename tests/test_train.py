@@ -11,6 +11,7 @@ import torch
 
 from sdpose_core.checkpoint import OUR_FORMAT, load_checkpoint, read_checkpoint_file
 from sdpose_core.cli import run_cli
+from sdpose_core.config import ConfigError
 from sdpose_core.models import build_model
 from sdpose_core.training.recipe import load_recipe
 from sdpose_core.training.train import main
@@ -390,6 +391,32 @@ def test_compressed_recipe_keeps_the_schedule_shape_and_round_trips_through_yaml
         short.data,
         short.evaluation,
     )
+
+
+def test_a_recipe_built_on_a_base_changes_only_what_it_writes(tmp_path):
+    """`base:` lets a training stage read as its difference from the last one."""
+    stage22, stage23 = load_recipe("sdpose_t_distill_stage22"), load_recipe("sdpose_t_distill_stage23")
+    assert stage23.model == stage22.model and stage23.evaluation == stage22.evaluation
+    assert (stage23.data.rot_factor, stage23.data.half_body_prob) == (30.0, 0.15)
+    assert stage23.data.source_repeats == stage22.data.source_repeats  # not written: stage 22's
+    assert dataclasses.replace(stage23.data, rot_factor=45.0, half_body_prob=0.3) == stage22.data
+    assert dataclasses.replace(stage23.train, epochs=5, lr_steps=(4,), seed=22) == stage22.train
+    # A base beside the file, by relative path, through two levels.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "a.yaml").write_text("base: sdpose_t_smoke\ntrain:\n  lr: 0.5\n")
+    (tmp_path / "mine" / "b.yaml").write_text("base: a.yaml\ntrain:\n  epochs: 3\n")
+    smoke, b = load_recipe("sdpose_t_smoke"), load_recipe(tmp_path / "mine" / "b.yaml")
+    assert b.train == dataclasses.replace(smoke.train, lr=0.5, epochs=3) and b.data == smoke.data
+
+
+def test_a_base_loop_or_a_missing_base_is_one_readable_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\ntrain:\n  lr: 0.5\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nmodel:\n  name: sdpose_t\n")
+    with pytest.raises(ConfigError, match=r"loop \(a.yaml -> b.yaml -> a.yaml\)"):
+        load_recipe(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: sdpose_t_stage99\ntrain:\n  lr: 0.5\n")
+    with pytest.raises(ConfigError, match="unknown config 'sdpose_t_stage99'; known: .*sdpose_t_smoke"):
+        load_recipe(tmp_path / "c.yaml")
 
 
 def test_compressing_never_stacks_steps_or_invents_them():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from sdpose_core.config import ConfigError, from_dict, load_yaml, resolve_config_path
 
-__all__ = ["ModelConfig", "load_model_config", "VARIANT_NAMES", "VARIANT_SECTIONS"]
+__all__ = ["ModelConfig", "load_model_config", "load_variant_file", "VARIANT_NAMES", "VARIANT_SECTIONS"]
 
 VARIANT_NAMES = ("sdpose_t", "sdpose_s_v1", "sdpose_s_v2", "sdpose_b")
 
@@ -63,15 +63,49 @@ class ModelConfig:
         return gh * gw
 
 
+def load_variant_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The sections of a variant or recipe file, with its `base:` recipes folded in.
+
+    A recipe may start from another (`base: sdpose_t_distill_stage22`, a name in `configs/` or a
+    path relative to the file) and write only what it changes: each of its sections' keys
+    replaces the base's key of that name, so a training stage reads as its difference from the
+    last. Bases may have bases; a loop is an error."""
+    path = resolve_config_path(name_or_path)
+    chain: list[Path] = []
+    sections: dict[str, dict[str, Any]] = {}
+    current: Path | None = path
+    while current is not None:
+        if current.resolve() in chain:
+            loop = " -> ".join(p.name for p in [*chain, current.resolve()])
+            raise ConfigError(f"{path}: its base recipes go round in a loop ({loop})")
+        chain.append(current.resolve())
+        data = load_yaml(current)
+        base = data.pop("base", None)
+        unknown = sorted(set(data) - VARIANT_SECTIONS)
+        if unknown:
+            raise ConfigError(
+                f"{current}: unknown section(s) {', '.join(unknown)}; allowed: base, "
+                f"{', '.join(sorted(VARIANT_SECTIONS))}"
+            )
+        for name, section in data.items():
+            if section is not None and not isinstance(section, dict):
+                raise ConfigError(f"{current}: section '{name}' must be a mapping of keys to values")
+            sections[name] = {**(section or {}), **sections.get(name, {})}
+        current = _base_path(current, base) if base is not None else None
+    if "model" not in sections:
+        raise ConfigError(f"{path}: no 'model' section")
+    return path, sections
+
+
+def _base_path(including: Path, base: Any) -> Path:
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{including}: 'base' must name a recipe, e.g. base: sdpose_t_distill_stage22")
+    if base.endswith((".yaml", ".yml")):
+        return resolve_config_path(including.parent / base)
+    return resolve_config_path(base)
+
+
 def load_model_config(name_or_path: str | Path) -> ModelConfig:
     """Read the `model` section of a variant file (``sdpose_t`` or a path to a YAML file)."""
-    path = resolve_config_path(name_or_path)
-    data = load_yaml(path)
-    unknown = sorted(set(data) - VARIANT_SECTIONS)
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown section(s) {', '.join(unknown)}; allowed: {sorted(VARIANT_SECTIONS)}"
-        )
-    if "model" not in data:
-        raise ConfigError(f"{path}: no 'model' section")
-    return from_dict(ModelConfig, data["model"], where=f"{path.name}:model")
+    path, sections = load_variant_file(name_or_path)
+    return from_dict(ModelConfig, sections["model"], where=f"{path.name}:model")

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdpose_core.config import ConfigError, from_dict, load_yaml, resolve_config_path
+from sdpose_core.config import ConfigError, from_dict
 from sdpose_core.data import DataConfig
-from sdpose_core.models.config import VARIANT_SECTIONS, ModelConfig
+from sdpose_core.models.config import ModelConfig, load_variant_file
 
 __all__ = ["TrainConfig", "EvalConfig", "Recipe", "load_recipe", "portable_recipe_path"]
 
@@ -160,14 +160,9 @@ class Recipe:
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
-    """Read every section of a variant/recipe file, validating each against its dataclass."""
-    path = resolve_config_path(name_or_path)
-    data = load_yaml(path)
-    unknown = sorted(set(data) - VARIANT_SECTIONS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}")
-    if "model" not in data:
-        raise ConfigError(f"{path}: no 'model' section")
+    """Read every section of a variant/recipe file (and its bases), validating each against its
+    dataclass."""
+    path, data = load_variant_file(name_or_path)
     model = from_dict(ModelConfig, data["model"], f"{path.name}:model")
     train = from_dict(TrainConfig, data.get("train") or {}, f"{path.name}:train")
     data_section = data.get("data") or {}
