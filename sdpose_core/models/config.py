@@ -75,10 +75,10 @@ def load_variant_file(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
     sections: dict[str, dict[str, Any]] = {}
     current: Path | None = path
     while current is not None:
-        if current.resolve() in chain:
-            loop = " -> ".join(p.name for p in [*chain, current.resolve()])
-            raise ConfigError(f"{path}: its base recipes go round in a loop ({loop})")
         chain.append(current.resolve())
+        if chain[-1] in chain[:-1]:
+            loop = " -> ".join(p.name for p in chain)
+            raise ConfigError(f"{path}: its base recipes go round in a loop ({loop})")
         data = load_yaml(current)
         base = data.pop("base", None)
         unknown = sorted(set(data) - VARIANT_SECTIONS)
