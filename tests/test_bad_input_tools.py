@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -255,6 +257,21 @@ def test_sigterm_stops_a_tool_like_ctrl_c(weights, tmp_path, capsys, monkeypatch
         signal.signal(signal.SIGTERM, previous)
     assert code == 143 and err.strip() == "interrupted", err
     assert not (tmp_path / "w.pth").exists()
+
+
+def test_ctrl_c_while_a_tool_still_imports_is_one_line():
+    """`python -m sdpose_core...` spends seconds importing torch before `run_cli` catches Ctrl-C;
+    an interrupt then still ends in `interrupted` and 130, while a program that merely imports
+    sdpose_core keeps Python's own report (the hook is for the commands, not for libraries)."""
+    as_command = "import sys; sys.argv[0] = '-m'; import sdpose_core; raise KeyboardInterrupt"
+    proc = subprocess.run([sys.executable, "-c", as_command], capture_output=True, text=True)
+    assert proc.returncode in (130, -signal.SIGINT) and proc.stderr == "interrupted\n", proc.stderr
+    bug = "import sys; sys.argv[0] = '-m'; import sdpose_core; raise ValueError('a real bug')"
+    proc = subprocess.run([sys.executable, "-c", bug], capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "a real bug" in proc.stderr
+    as_library = "import sdpose_core; raise KeyboardInterrupt"
+    proc = subprocess.run([sys.executable, "-c", as_library], capture_output=True, text=True)
+    assert "Traceback" in proc.stderr, "importing sdpose_core must not change a program's hook"
 
 
 def test_merge_reads_the_files_it_checked(tmp_path, capsys):
