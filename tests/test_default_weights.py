@@ -15,7 +15,7 @@ from sdpose_core.evaluation import oks_iou
 WEIGHTS = DEFAULT_WEIGHTS["sdpose_t"]
 # Mean OKS of the bundled model on coco_sample's 12 human-labelled people (never trained on) was
 # 0.584 when the weights were bundled (stage 26, chosen on the LSPET validation set; it scores
-# above stage 25 on every other held-out figure too); the bundles before scored 0.581, 0.569,
+# at or above stage 25 on every other held-out figure too); the bundles before scored 0.581, 0.569,
 # 0.584, 0.562, 0.534, 0.517, 0.524, 0.546, 0.530, 0.495, 0.501, 0.516, 0.502, 0.481, 0.428, 0.436,
 # 0.385, 0.328, 0.322, 0.312, 0.262 and 0.202, and putting every joint at the box centre scores
 # 0.096. Twelve people move by about +-0.02 between neighbouring checkpoints (0.546 -> 0.524 ->
