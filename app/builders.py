@@ -16,6 +16,7 @@ from typing import Any
 from app.detector import PersonDetector
 from app.engine import PoseEngine
 from app.pipeline import AppConfig, DetectionSchedule, PosePipeline
+from app.refine import CropRefinement
 from app.tracker import Tracker
 from sdpose_core.errors import EXPECTED_ERRORS
 from sdpose_core.quantize import QuantizeConfig
@@ -89,11 +90,11 @@ class EngineSpec:
         return f"{self.model} · {backend}{shown} · {self.device}"
 
 
-def build_engine(spec: EngineSpec, flip_test: bool) -> PoseEngine:
+def build_engine(spec: EngineSpec, flip_test: bool, refine: CropRefinement | None = None) -> PoseEngine:
     """A new engine; raises `EngineError` / `ConfigError` / `CheckpointError` with one line."""
     backend, precision = spec.engine_args()
     args = (spec.model, spec.weights, backend, spec.device, flip_test, spec.threads, precision, spec.int8)
-    return PoseEngine(*args, spec.spinning)
+    return PoseEngine(*args, spec.spinning, refine)
 
 
 def default_detector_factory(cfg: AppConfig, path: str | None) -> DetectorFactory:
@@ -110,10 +111,11 @@ def build_pipeline(
     schedule: DetectionSchedule,
     smoothing: str | None = None,
     strength: float | None = None,
+    refine: CropRefinement | None = None,
 ) -> PosePipeline:
     """Engine, detector and tracker (smoothing and strength: `configs/tracker.yaml`'s where None);
     raises the app's one-line errors."""
-    engine = build_engine(spec, flip_test)
+    engine = build_engine(spec, flip_test, refine)
     detector = detector_factory()
     return PosePipeline(detector, engine, Tracker.from_settings(smoothing, strength), schedule)
 
@@ -125,4 +127,4 @@ def pipeline_from_config(
     `--smoothing`), as `main.py --headless`, the batch and the benchmarks run it."""
     spec = EngineSpec.from_config(cfg, weights)
     detectors = default_detector_factory(cfg, detector_path)
-    return build_pipeline(spec, cfg.flip_test, detectors, cfg.detection, smoothing or None)
+    return build_pipeline(spec, cfg.flip_test, detectors, cfg.detection, smoothing or None, refine=cfg.refine)

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--device", type=device_flag, help="cpu, cuda or cuda:N")
     model.add_argument("--flip-test", action="store_true", default=None, help="average with mirrored crops")
     model.add_argument(
+        "--refine",
+        action="store_true",
+        default=None,
+        help="read each person again in a box around their first-pass joints (up to 2x pose time)",
+    )
+    model.add_argument(
         "--threads", type=flag_type(AppConfig, "threads"), help="CPU threads for the pose model (0: all)"
     )
     model.add_argument(
@@ -109,6 +115,8 @@ def _apply_flags(cfg: AppConfig, args: argparse.Namespace) -> AppConfig:
         value = getattr(args, flag)
         if value is not None:
             setattr(cfg, flag, value)
+    if args.refine is not None:
+        cfg.refine.enabled = bool(args.refine)
     if args.det_size is not None:
         cfg.detector.imgsz = args.det_size
     if args.det_conf is not None:

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from app.refine import CropRefinement, refined_boxes
 from app.types import Poses
 from sdpose_core.checkpoint import CheckpointError, load_checkpoint
 from sdpose_core.decode import decode_heatmaps, flip_back
@@ -233,6 +234,8 @@ class PoseEngine:
             and cached.
         device: "cpu" or "cuda".
         flip_test: average with the mirrored crop (twice the compute, a little more accurate).
+        refine: read each person again in a box redrawn around their first-pass joints
+            (`app.refine`; up to twice the compute); None or disabled: one pass.
         threads: CPU threads for the backend (None: library default).
         precision: "fp32", "bf16" (torch backend only: bfloat16 autocast) or "int8" (ONNX
             Runtime only: the exported model quantized once, calibrated on training-pool people).
@@ -251,6 +254,7 @@ class PoseEngine:
         precision: str = "fp32",
         int8: QuantizeConfig | None = None,
         spinning: bool = False,
+        refine: CropRefinement | None = None,
     ) -> None:
         check_engine_choice(backend, precision)
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -258,6 +262,7 @@ class PoseEngine:
         model_cfg = load_model_config(model)  # a typo in the variant name fails before anything loads
         path = _resolve_weights(model_cfg.name, weights)
         self.flip_test = flip_test
+        self.refine = refine
         self.weights = path
         self.precision = precision
         if path.suffix == ".onnx":
@@ -310,8 +315,25 @@ class PoseEngine:
         return keypoints, scores
 
     def poses(self, frame_bgr: np.ndarray, boxes_xyxy: np.ndarray) -> Poses:
-        """`estimate`, plus the milliseconds spent cropping, in the network and decoding."""
+        """`estimate`, plus the milliseconds spent cropping, in the network and decoding (both
+        passes summed when `refine` is on)."""
         boxes = np.asarray(boxes_xyxy, dtype=np.float32).reshape(-1, 4)
+        first = self._one_pass(frame_bgr, boxes)
+        refine = self.refine
+        if refine is None or not refine.enabled or len(boxes) == 0:
+            return first
+        height, width = frame_bgr.shape[:2]
+        again, new_boxes = refined_boxes(first.keypoints, first.scores, boxes, (width, height), refine)
+        if again.size == 0:
+            return first
+        second = self._one_pass(frame_bgr, new_boxes)
+        first.keypoints[again] = second.keypoints
+        first.scores[again] = second.scores
+        timings = {step: first.timings[step] + second.timings[step] for step in first.timings}
+        return Poses(first.keypoints, first.scores, timings)
+
+    def _one_pass(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> Poses:
+        """One batched forward pass over all `boxes` (N, 4) xyxy float32."""
         n = len(boxes)
         if n == 0:
             empty = np.zeros((0, 17, 2), np.float32), np.zeros((0, 17), np.float32)

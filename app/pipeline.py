@@ -30,6 +30,7 @@ from app.detector import MAX_PEOPLE, Detections
 from app.detector_export import EXPORTS
 from app.engine import DEFAULT_BACKEND, EngineError, check_engine_choice
 from app.limits import bounded, check_bounds, check_device
+from app.refine import CropRefinement
 from app.smoothing import SmoothingKind
 from app.tracker import Tracker
 from app.types import Frame, FrameResult
@@ -97,6 +98,7 @@ class AppConfig:
     int8: QuantizeConfig = field(default_factory=QuantizeConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     detection: DetectionSchedule = field(default_factory=DetectionSchedule)
+    refine: CropRefinement = field(default_factory=CropRefinement)
 
     def __post_init__(self) -> None:
         check_bounds(self)

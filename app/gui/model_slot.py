@@ -15,6 +15,7 @@ from dataclasses import replace
 from app.builders import BUILD_ERRORS, DetectorFactory, EngineSpec, build_engine, build_pipeline
 from app.gui.messages import ModelInfo, one_line
 from app.pipeline import DetectionSchedule, PosePipeline
+from app.refine import CropRefinement
 
 __all__ = ["ModelSlot"]
 
@@ -35,6 +36,7 @@ class ModelSlot:
         smoothing: str,
         strength: float,
         fallback: EngineSpec | None,
+        refine: CropRefinement | None = None,
         on_message: Callable[[str], None],
         on_error: Callable[[str], None],
         on_model: Callable[[ModelInfo], None],
@@ -44,6 +46,7 @@ class ModelSlot:
         self._detector_factory = detector_factory
         self._schedule = schedule
         self._flip = flip_test
+        self._refine = refine  # configs/app.yaml's `refine:` (or --refine): kept across engine switches
         self._smoothing = (smoothing, strength)
         self.pipeline: PosePipeline | None = None
         self._build_error: str | None = None
@@ -57,7 +60,7 @@ class ModelSlot:
         try:
             kind, strength = self._smoothing
             self.pipeline = build_pipeline(
-                self._spec, self._flip, self._detector_factory, self._schedule, kind, strength
+                self._spec, self._flip, self._detector_factory, self._schedule, kind, strength, self._refine
             )
         except BUILD_ERRORS as exc:
             fallback, self._fallback = self._fallback, None
@@ -105,7 +108,7 @@ class ModelSlot:
         elif spec != self._spec:
             self._on_message(f"loading {spec.label()}…")
             try:
-                engine = build_engine(spec, self._flip)
+                engine = build_engine(spec, self._flip, self._refine)
             except BUILD_ERRORS as exc:
                 self._on_error(f"could not switch to {spec.label()}: {one_line(exc)}")
                 self._emit_model()  # the window shows what still runs

@@ -46,6 +46,7 @@ from app.gui.model_slot import ModelSlot
 from app.gui.playback import Player, WorkerState
 from app.gui.session import Recorder, SessionLog, StatsMeter
 from app.pipeline import DetectionSchedule, PosePipeline
+from app.refine import CropRefinement
 from app.sources import DEFAULT_FPS
 from app.types import Frame, FrameResult
 
@@ -84,6 +85,7 @@ class PoseWorker(QObject):
         style: DrawStyle | None = None,
         max_speed: bool = False,
         fallback: EngineSpec | None = None,
+        refine: CropRefinement | None = None,
     ) -> None:
         super().__init__()
         self._commands: queue.Queue[Command] = queue.Queue()
@@ -99,6 +101,7 @@ class PoseWorker(QObject):
             smoothing=smoothing,
             strength=strength,
             fallback=fallback,
+            refine=refine,
             on_message=self.message.emit,
             on_error=self.error.emit,
             on_model=self.model_ready.emit,

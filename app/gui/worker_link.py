@@ -65,6 +65,7 @@ class WorkerLink(QObject):
             detector_factory,
             schedule,
             fallback=fallback,
+            refine=w.cfg.refine,
             flip_test=s.flip_test,
             smoothing=s.smoothing,
             strength=s.strength,
