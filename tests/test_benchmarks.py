@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -213,3 +214,34 @@ def test_side_by_side_benchmark_counts_each_of_their_people_once() -> None:
     ours = [np.array([[1, 0, 11, 20], [2, 1, 11, 21], [300, 0, 310, 20]], np.float32), theirs[0]]
     assert bench.shared_people(ours, theirs) == 1  # two of ours on one person; the far box matches none
     assert bench.shared_people(theirs, theirs) == 2
+
+
+def test_video_agreement_benchmark_scores_matched_people_only(tmp_path: Path) -> None:
+    """Keypoints equal to the labels agree fully, shifted ones less, and a box no label overlaps
+    is counted as seen but not scored."""
+    bench = _load("bench_video_agreement")
+    rng = np.random.default_rng(0)
+    xy = np.column_stack([rng.uniform(100, 200, 17), rng.uniform(100, 400, 17)])
+    label_kpts = np.column_stack([xy, np.full(17, 0.9)])
+    labels = tmp_path / "labels.json"
+    box = [100.0, 100.0, 100.0, 300.0]
+    labels.write_text(
+        json.dumps({"detections": [{"frame": 0, "bbox": box, "keypoints": label_kpts.ravel().tolist()}]})
+    )
+
+    def run(name: str, shift: float, score: float) -> Path:
+        ours = np.column_stack([xy + shift, np.full(17, score)])
+        people = [
+            {"bbox": box, "keypoints": ours.tolist()},
+            {"bbox": [600.0, 100.0, 50.0, 100.0], "keypoints": ours.tolist()},  # no label there
+        ]
+        path = tmp_path / name
+        path.write_text(json.dumps({"frame": 0, "people": people}) + "\n")
+        return path
+
+    args = argparse.Namespace(iou=0.5, min_score=0.5, draw_threshold=0.3)
+    same = bench.score_run(run("same.jsonl", 0.0, 0.9), bench.load_labels(labels), args)
+    shifted = bench.score_run(run("shifted.jsonl", 15.0, 0.2), bench.load_labels(labels), args)
+    assert same["matched"] == 1 and same["people"] == 2
+    assert same["all"] == 1.0 and same["legs drawn"] == 1.0
+    assert 0.0 < shifted["all"] < 0.9 and shifted["legs drawn"] == 0.0
