@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.limits import bounded, check_bounds
+from sdpose_core.geometry import box_areas
 
 __all__ = ["CropRefinement", "refined_boxes"]
 
@@ -67,8 +68,6 @@ def refined_boxes(
     w, h = frame_size
     new = np.concatenate([low - margin, high + margin], axis=1)
     new = np.clip(new, 0, [w, h, w, h]).astype(np.float32)
-    new_area = np.clip(new[:, 2] - new[:, 0], 0, None) * np.clip(new[:, 3] - new[:, 1], 0, None)
-    old = np.asarray(boxes, dtype=np.float32)[chosen]
-    old_area = (old[:, 2] - old[:, 0]) * (old[:, 3] - old[:, 1])
-    keep = (new_area > 0) & (new_area < refine.max_area * old_area)
+    new_area = box_areas(new)
+    keep = (new_area > 0) & (new_area < refine.max_area * box_areas(np.asarray(boxes)[chosen]))
     return chosen[keep], new[keep]

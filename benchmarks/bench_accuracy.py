@@ -662,6 +662,9 @@ def main() -> int:
     lspet_rows: dict[str, dict] = {}
     lspet = [] if args.no_lspet else load_lspet_validation(box=args.lspet_box)
     diff = None
+    ours_label = (
+        f"ours {args.model}" + (" +flip" if args.flip_test else "") + (" +refine" if args.refine else "")
+    )
     if args.compare_int8 is not None:
         from sdpose_core.quantize import QuantizeConfig
 
@@ -674,14 +677,8 @@ def main() -> int:
         if lspet:
             lspet_rows["ground truth (self-check)"] = evaluate_torso_pck(ground_truth_predictor(), lspet)
     elif args.lspet_only:
-        ours_label = (
-            f"ours {args.model}" + (" +flip" if args.flip_test else "") + (" +refine" if args.refine else "")
-        )
         lspet_rows[ours_label] = evaluate_torso_pck(engine_predictor(args), lspet)
     else:
-        ours_label = (
-            f"ours {args.model}" + (" +flip" if args.flip_test else "") + (" +refine" if args.refine else "")
-        )
         teacher_label = "movenet thunder (teacher)" + (" +refine" if args.refine else "")
         ours = engine_predictor(args)
         teacher = movenet_predictor(args)

@@ -28,20 +28,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sdpose_core.geometry import box_iou, box_xywh_to_xyxy  # noqa: E402
 from sdpose_core.keypoints import oks_terms  # noqa: E402
 
 DEFAULT_LABELS = REPO.parent / "shared" / "data" / "pseudo_labels" / "sports2d_demo.yolo11n-pose.json"
 ARMS = [7, 8, 9, 10]
 LEGS = [13, 14, 15, 16]
-
-
-def box_iou(a: list[float], b: list[float]) -> float:
-    """IoU of two [x, y, w, h] boxes."""
-    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def load_labels(path: Path) -> dict[int, list[dict]]:
@@ -62,8 +54,11 @@ def score_run(path: Path, labels: dict[int, list[dict]], args: argparse.Namespac
             for person in frame["people"]:
                 total += 1
                 candidates = labels.get(int(frame["frame"]), [])
-                ious = [box_iou(c["bbox"], person["bbox"]) for c in candidates]
-                if not ious or max(ious) < args.iou:
+                if not candidates:
+                    continue
+                theirs = box_xywh_to_xyxy(np.array([c["bbox"] for c in candidates]))
+                ious = box_iou(box_xywh_to_xyxy(np.array(person["bbox"])), theirs)[0]
+                if ious.max() < args.iou:
                     continue
                 matched += 1
                 label = candidates[int(np.argmax(ious))]
