@@ -251,6 +251,10 @@ class PosePipeline:
         """Average each crop's heatmaps with its mirror's from the next frame on (or stop)."""
         self.engine.flip_test = bool(on)
 
+    def set_refine(self, refine: CropRefinement) -> None:
+        """Read loose boxes a second time (`app.refine`) from the next frame on, or stop."""
+        self.engine.refine = refine
+
     def set_smoothing(self, kind: SmoothingKind, strength: float) -> None:
         """Change the tracker's keypoint filter live (`Tracker.set_smoothing`); no-op untracked."""
         if self.tracker is not None:

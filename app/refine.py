@@ -13,7 +13,8 @@ image as the box, PCK@0.2): the stage-28 bundle of SDPose-T 0.303 -> 0.409 (stag
 pipeline's, for any top-down model. Boxes that already fit are left alone (`max_area`):
 redrawing them from a weak model's joints cost the stage-28 bundle 0.707 -> 0.694 mean OKS on
 the 41 held-out people with labelled boxes; with the rule, 0.701 (one loose box).
-Off by default: the app's detector boxes fit, and a video's frame rate is worth more.
+Off by default: the app's detector boxes fit, and a video's frame rate is worth more; the
+window's "Refine loose boxes" checkbox switches it live (`PosePipeline.set_refine`).
 """
 
 from __future__ import annotations

@@ -174,15 +174,21 @@ def test_live_controls_apply_without_restart(qtbot, make_window, vtest):
     c.strength.set_value(0.9)
     c.det_every.setValue(3)
     c.flip.setChecked(True)
+    assert pipeline.engine.refine is not None and not pipeline.engine.refine.enabled, "off by default"
+    c.refine.setChecked(True)
     qtbot.waitUntil(
         lambda: (
             isinstance(pipeline.tracker.smoother, OneEuroSmoother)
             and pipeline.tracker.smoother.strength == pytest.approx(0.9)
             and pipeline.schedule.every == 3
             and pipeline.engine.flip_test
+            and pipeline.engine.refine.enabled
         ),
         timeout=TIMEOUT_MS,
     )
+    assert pipeline.engine.refine.max_area == AppConfig.load().refine.max_area, "configs/app.yaml's rule"
+    qtbot.waitUntil(lambda: window.stats_panel.text("model").endswith("· flip · refine"), timeout=TIMEOUT_MS)
+    assert window.settings.refine, "remembered for the next launch"
     wait_frames(qtbot, window, 2)  # still running, same tracker (no restart)
     assert window.worker._pipeline is pipeline
     # a variant that does not match the weights: reported, and the running model stays
@@ -271,6 +277,7 @@ def test_settings_persist_between_runs(qtbot, make_window, store):
     first.controls.threshold.set_value(0.65)  # as a drag of the slider would
     first.controls.set_smoothing_kind("oneeuro")
     first.controls.det_every.setValue(7)
+    first.controls.refine.setChecked(True)
     first.close()
     assert not first.thread_.isRunning()
 
@@ -280,6 +287,15 @@ def test_settings_persist_between_runs(qtbot, make_window, store):
     assert second.controls.smoothing_kind() == "oneeuro"
     assert second.settings.det_every == 1, "--det-every on the command line wins"
     assert store.load().det_every == 7 and Path(store.path).is_file()
+    assert second.controls.refine.isChecked() and second.settings.refine
+    second.close()
+
+    # --refine is a one-off like every flag: a window opened without it keeps the stored choice
+    store.qsettings.setValue("refine", False)
+    third = make_window("--source", "", "--refine")
+    assert third.controls.refine.isChecked()
+    third.close()
+    assert not store.load().refine
 
 
 def test_main_runs_the_window_and_saves_a_screenshot(tmp_path, weights, vtest):

@@ -74,7 +74,7 @@ class ControlsPanel(QWidget):
     style_changed = pyqtSignal()  # threshold, boxes, ids
     smoothing_changed = pyqtSignal(str, float)
     detection_changed = pyqtSignal(int, bool)
-    engine_changed = pyqtSignal()  # model, backend or flip test
+    engine_changed = pyqtSignal()  # model, backend, flip test or crop refinement
     weights_requested = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -123,6 +123,11 @@ class ControlsPanel(QWidget):
         for key, text in BACKEND_CHOICES.items():
             self.backend.addItem(text, key)
         self.flip = QCheckBox("Flip test (2x compute)")
+        self.refine = QCheckBox("Refine loose boxes (up to 2x compute)")
+        self.refine.setToolTip(
+            "Read each person again in a box drawn around their first-pass joints, where that box"
+            " is much smaller: for people small in their box (whole photos, distant people)"
+        )
         self.weights = QLabel("bundled")
         self.weights.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.weights_button = QPushButton("Choose…")
@@ -132,6 +137,7 @@ class ControlsPanel(QWidget):
         form.addRow("Variant", self.model)
         form.addRow("Backend", self.backend)
         form.addRow(self.flip)
+        form.addRow(self.refine)
         form.addRow("Weights", weights_row)
         layout.addWidget(model)
         layout.addStretch(1)
@@ -146,6 +152,7 @@ class ControlsPanel(QWidget):
         self.model.currentIndexChanged.connect(lambda _i: self.engine_changed.emit())
         self.backend.currentIndexChanged.connect(lambda _i: self.engine_changed.emit())
         self.flip.toggled.connect(lambda _v: self.engine_changed.emit())
+        self.refine.toggled.connect(lambda _v: self.engine_changed.emit())
         self.weights_button.clicked.connect(self.weights_requested.emit)
 
     def apply(self, s: GuiSettings) -> None:
@@ -160,7 +167,7 @@ class ControlsPanel(QWidget):
             self.det_every.setValue(s.det_every)
             self.det_auto.setChecked(s.det_auto)
             self.det_every.setEnabled(not s.det_auto)
-            self.set_engine(s.model, s.backend, s.flip_test)
+            self.set_engine(s.model, s.backend, s.flip_test, s.refine)
             self.set_weights_label(s.weights or None)
         finally:
             self.blockSignals(False)
@@ -185,9 +192,9 @@ class ControlsPanel(QWidget):
         self.smoothing.setCurrentIndex(max(index, 0))
         self.strength.setEnabled(kind != "none")
 
-    def set_engine(self, model: str, backend: str, flip: bool) -> None:
+    def set_engine(self, model: str, backend: str, flip: bool, refine: bool) -> None:
         """Show what the worker runs, without echoing a change back to it."""
-        widgets = (self.model, self.backend, self.flip)
+        widgets = (self.model, self.backend, self.flip, self.refine)
         for w in widgets:
             w.blockSignals(True)
         try:
@@ -196,6 +203,7 @@ class ControlsPanel(QWidget):
             self.model.setCurrentText(model)
             self.backend.setCurrentIndex(max(self.backend.findData(backend), 0))
             self.flip.setChecked(flip)
+            self.refine.setChecked(refine)
         finally:
             for w in widgets:
                 w.blockSignals(False)

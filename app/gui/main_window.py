@@ -314,7 +314,8 @@ class MainWindow(QMainWindow):
     def _engine_changed(self) -> None:
         c, s = self.controls, self.settings
         s.model, s.backend, s.flip_test = c.model.currentText(), c.backend_name(), c.flip.isChecked()
-        self.worker.post(messages.SetEngine(s.model, s.backend, s.flip_test, s.weights or None))
+        s.refine = c.refine.isChecked()
+        self.worker.post(messages.SetEngine(s.model, s.backend, s.flip_test, s.weights or None, s.refine))
 
     def _max_speed_changed(self, on: bool) -> None:
         self.settings.max_speed = on

@@ -94,12 +94,13 @@ class SetDetection:
 
 @dataclass(frozen=True)
 class SetEngine:
-    """Model, backend, flip test and weights (None: the bundled ones)."""
+    """Model, backend, flip test, weights (None: the bundled ones) and crop refinement."""
 
     model: str
     backend: str
     flip_test: bool
     weights: str | None
+    refine: bool
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class ModelInfo:
     flip_test: bool
     weights: str  # "" for the bundled weights
     label: str  # e.g. "sdpose_t · onnx · cpu"
+    refine: bool
 
 
 @dataclass(frozen=True)

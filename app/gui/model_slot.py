@@ -2,8 +2,9 @@
 
 Split from `app.gui.worker` so that the loop there reads as read → process → publish, and this
 part (the model settings, the one fallback to the bundled weights, live switches of engine, flip,
-smoothing and detection) can be read on its own. Free of Qt like `playback` and `session`: what
-happens is told through the callbacks it is given (the worker passes its signals' `emit`).
+crop refinement, smoothing and detection) can be read on its own. Free of Qt like `playback` and
+`session`: what happens is told through the callbacks it is given (the worker passes its
+signals' `emit`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class ModelSlot:
         self._detector_factory = detector_factory
         self._schedule = schedule
         self._flip = flip_test
-        self._refine = refine  # configs/app.yaml's `refine:` (or --refine): kept across engine switches
+        # configs/app.yaml's `refine:` settings, switched on and off by the window's checkbox
+        self._refine = refine if refine is not None else CropRefinement()
         self._smoothing = (smoothing, strength)
         self.pipeline: PosePipeline | None = None
         self._build_error: str | None = None
@@ -78,13 +80,16 @@ class ModelSlot:
         return self.pipeline
 
     def _emit_model(self) -> None:
-        spec = self._spec
-        self._on_model(ModelInfo(spec.model, spec.backend, self._flip, spec.weights or "", self.label()))
+        spec, refine = self._spec, self._refine.enabled
+        info = ModelInfo(spec.model, spec.backend, self._flip, spec.weights or "", self.label(), refine)
+        self._on_model(info)
         self._on_message(f"pose model ready: {self.label()}")
 
     def label(self) -> str:
+        """What runs, e.g. "sdpose_t · onnx · cpu · flip · refine" (the stats panel shows it)."""
         engine = self.pipeline.engine if self.pipeline is not None else None
-        return self._spec.label(engine)
+        extras = [name for name, on in (("flip", self._flip), ("refine", self._refine.enabled)) if on]
+        return " · ".join([self._spec.label(engine), *extras])
 
     def set_smoothing(self, kind: str, strength: float) -> None:
         self._smoothing = (kind, float(strength))
@@ -96,12 +101,16 @@ class ModelSlot:
         if self.pipeline is not None:
             self.pipeline.set_schedule(every, adaptive)
 
-    def set_engine(self, model: str, backend: str, flip_test: bool, weights: str | None) -> bool:
-        """Model, backend or weights changed: rebuild the engine only; flip is a plain switch.
+    def set_engine(
+        self, model: str, backend: str, flip_test: bool, weights: str | None, refine: bool
+    ) -> bool:
+        """Model, backend or weights changed: rebuild the engine only; flip and crop refinement are
+        plain switches.
 
         False when the new engine could not be built (said; the old one keeps running)."""
         spec = replace(self._spec, model=model, backend=backend, weights=weights or None)
         self._flip = bool(flip_test)
+        self._refine = replace(self._refine, enabled=bool(refine))
         self._fallback = None  # the user's own choice now: if it fails, that is said, not replaced
         if self.pipeline is None:
             self._spec, self._build_error = spec, None  # built (or retried) with the next frame
@@ -118,4 +127,5 @@ class ModelSlot:
             self._emit_model()
         if self.pipeline is not None:
             self.pipeline.set_flip_test(self._flip)
+            self.pipeline.set_refine(self._refine)  # the stats panel's label follows (`label`)
         return True

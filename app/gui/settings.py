@@ -46,6 +46,7 @@ class GuiSettings:
     model: str = ""
     backend: str = ""
     flip_test: bool = False
+    refine: bool = False
     show_boxes: bool = False
     show_ids: bool = True
     max_speed: bool = False
@@ -152,6 +153,7 @@ def initial_settings(
         model=cfg.model,
         backend=backend_choice(cfg.backend, cfg.precision),
         flip_test=cfg.flip_test,
+        refine=cfg.refine.enabled,
     )
     s = store.load(defaults)
     flags: dict[str, Any] = {}
@@ -161,6 +163,8 @@ def initial_settings(
         flags["backend"] = backend_choice(args.backend or cfg.backend, args.precision or cfg.precision)
     if args.flip_test is not None:
         flags["flip_test"] = bool(args.flip_test)
+    if args.refine is not None:
+        flags["refine"] = bool(args.refine)
     if args.smoothing:
         flags["smoothing"] = args.smoothing
     if args.det_every == "auto":

@@ -223,8 +223,8 @@ class PoseWorker(QObject):
                 self._model.set_smoothing(kind, strength)
             case SetDetection(every, adaptive):
                 self._model.set_detection(every, adaptive)
-            case SetEngine(model, backend, flip_test, weights):
-                self._set_engine(model, backend, flip_test, weights)
+            case SetEngine(model, backend, flip_test, weights, refine):
+                self._set_engine(model, backend, flip_test, weights, refine)
             case SetMaxSpeed(on):
                 self._player.max_speed = bool(on)
                 self._player.next_due = time.perf_counter()
@@ -361,8 +361,10 @@ class PoseWorker(QObject):
     def _seek(self, index: int) -> None:
         self._reset_tracking(self._player.seek(index))
 
-    def _set_engine(self, model: str, backend: str, flip_test: bool, weights: str | None) -> None:
-        switched = self._model.set_engine(model, backend, flip_test, weights)
+    def _set_engine(
+        self, model: str, backend: str, flip_test: bool, weights: str | None, refine: bool
+    ) -> None:
+        switched = self._model.set_engine(model, backend, flip_test, weights, refine)
         if switched and self._player.state is WorkerState.PAUSED and self._player.last_index >= 0:
             self._seek(self._player.last_index)  # paused: show the change on this frame
 

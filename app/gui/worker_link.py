@@ -65,7 +65,7 @@ class WorkerLink(QObject):
             detector_factory,
             schedule,
             fallback=fallback,
-            refine=w.cfg.refine,
+            refine=replace(w.cfg.refine, enabled=s.refine),
             flip_test=s.flip_test,
             smoothing=s.smoothing,
             strength=s.strength,
@@ -134,10 +134,10 @@ class WorkerLink(QObject):
     def _on_model(self, info: ModelInfo) -> None:
         """What really runs (a failed switch keeps the old model): shown, and remembered."""
         w = self.window
-        w.controls.set_engine(info.model, info.backend, info.flip_test)
+        w.controls.set_engine(info.model, info.backend, info.flip_test, info.refine)
         w.controls.set_weights_label(info.weights or None)
         s = w.settings
-        s.model, s.backend, s.flip_test = info.model, info.backend, info.flip_test
+        s.model, s.backend, s.flip_test, s.refine = info.model, info.backend, info.flip_test, info.refine
         s.weights = info.weights
 
     @pyqtSlot(bool, str)
