@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.batch.cli import main
+from app.batch.cli import main, open_manifest
 from app.batch.inputs import InputError, find_inputs, name_outputs
 from app.batch.manifest import Manifest, ManifestRow
 from app.batch.outputs import TEMP_MARK, commit, remove_stale_temps, temp_path
@@ -108,6 +108,24 @@ def test_manifest_round_trip_is_one_row_per_line(tmp_path: Path) -> None:
     assert any(line.strip().startswith('{"input": "/v/a.mp4"') for line in text.splitlines())
     loaded = Manifest.load(tmp_path / "manifest.json")
     assert loaded is not None and loaded.rows == rows and loaded.settings == {"format": "jsonl"}
+
+
+def test_settings_of_a_switched_off_group_need_no_redo(tmp_path: Path) -> None:
+    """A manifest from before `refine:` existed, or with it off and other numbers: the outputs are
+    what refine-off makes, so they are kept; switching refine on needs --redo."""
+    from app.batch.inputs import BatchInput
+    from app.batch.manifest import ManifestError
+
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    inputs = [BatchInput(Path("/v/a.mp4"), "a.jsonl")]
+    rows = {"/v/a.mp4": ManifestRow("/v/a.mp4", "a.jsonl", "done", frames=3)}
+    Manifest(tmp_path / "manifest.json", {"format": "jsonl"}, rows).save({"done": 1})
+    off = {"format": "jsonl", "refine.enabled": False, "refine.pad": 0.3}
+    assert open_manifest(tmp_path, off, inputs, redo=False).rows["/v/a.mp4"].state == "done"
+    Manifest(tmp_path / "manifest.json", {**off, "refine.pad": 0.2}, rows).save({"done": 1})
+    assert open_manifest(tmp_path, off, inputs, redo=False).rows["/v/a.mp4"].frames == 3
+    with pytest.raises(ManifestError, match=r"refine.enabled: False -> True, refine.pad: 0.2 -> 0.3.*--redo"):
+        open_manifest(tmp_path, {**off, "refine.enabled": True}, inputs, redo=False)
 
 
 BAD_INPUT = {  # the line a user reads -> what they typed after `python main.py batch`

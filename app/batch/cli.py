@@ -141,6 +141,18 @@ def settings_record(cfg: AppConfig, pipe: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+# Settings that decide nothing while their group is off: `refine.*` only counts with refine on. A
+# manifest written before a group existed lacks its keys, and reads as the group off: outputs made
+# then are what this version makes with it off, and need no --redo.
+SWITCHED_GROUPS = ("refine",)
+
+
+def deciding_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` without the keys of `SWITCHED_GROUPS` that are switched off (or absent)."""
+    inert = [group for group in SWITCHED_GROUPS if not settings.get(f"{group}.enabled", False)]
+    return {k: v for k, v in settings.items() if not any(k.startswith(f"{g}.") for g in inert)}
+
+
 def open_manifest(out_dir: Path, settings: dict[str, Any], inputs: list[BatchInput], redo: bool) -> Manifest:
     """This run's manifest: a row per input (complete outputs keep their earlier row), rows of
     other inputs from earlier runs kept as they were. Complete outputs made with other settings
@@ -149,11 +161,12 @@ def open_manifest(out_dir: Path, settings: dict[str, Any], inputs: list[BatchInp
     old = Manifest.load(path)
     old_rows = old.rows if old else {}
     complete = {i for i in inputs if (out_dir / i.output).exists()}
-    if old and old.settings != settings and complete and not redo:
+    before, now = (deciding_settings(old.settings) if old else {}), deciding_settings(settings)
+    if old and before != now and complete and not redo:
         changed = ", ".join(
             f"{k}: {old.settings.get(k)!r} -> {settings.get(k)!r}"
-            for k in sorted(set(old.settings) | set(settings))
-            if old.settings.get(k) != settings.get(k)
+            for k in sorted(set(before) | set(now))
+            if before.get(k) != now.get(k)
         )
         raise ManifestError(
             f"{out_dir} holds outputs made with other settings ({changed}): add --redo to replace them, "
