@@ -4,10 +4,13 @@ detector (every N frames) -> batched SDPose engine -> tracker. Between detection
 box is carried: the detector's box, moved and scaled as their confident joints moved between
 the last two frames, and tagged with their track id so the tracker keeps it without
 re-matching. The detector's cost is paid rarely; a person entering is picked up at the next
-detection. `PosePipeline.run(frames)`, a generator that never collects results, is what the CLI
-and the batch workers consume. The window's player seeks, steps and pauses, so it reads frames
-itself and hands each one to `PosePipeline.process(frame, read_ms)`, the step `run` takes for
-every frame (`run` adds the read time to what `process(frame)` returns): both give the same
+detection. A carried person a detection misses (motion blur, against the light, mid-air) is kept
+on their carried box for up to `keep_missed` detections in a row, as long as their pose stays
+confident: the detector blinking is no reason for a skeleton to vanish and return with a new id.
+`PosePipeline.run(frames)`, a generator that never collects results, is what the CLI and the
+batch workers consume. The window's player seeks, steps and pauses, so it reads frames itself
+and hands each one to `PosePipeline.process(frame, read_ms)`, the step `run` takes for every
+frame (`run` adds the read time to what `process(frame)` returns): both give the same
 `FrameResult`, timings included.
 
 Why the box is moved rather than rebuilt from the joints' extent: a rebuilt box is only as good
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,7 @@ __all__ = [
     "PosePipeline",
     "confident_people",
     "follow_boxes",
+    "missed_people",
 ]
 
 
@@ -79,6 +83,7 @@ class DetectionSchedule:
     kpt_score: float = bounded(0.3, 0.0, 1.0)
     min_kpts: int = bounded(4, 0, 17)
     duplicate_iou: float = bounded(0.6, 0.0, 1.0)
+    keep_missed: int = bounded(8, 0)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -183,8 +188,9 @@ def _suppress_duplicates(boxes: np.ndarray, scores: np.ndarray, iou: float) -> n
 class _Carried:
     """People to pose in the coming frame: boxes (N, 4), box scores (N,), track ids (N,; -1 for
     none), the keypoints (N, 17, 2; NaN for none) and scores (N, 17) of the frame the boxes
-    came from, which `follow_boxes` compares with the new pose to move the box on, and the
-    width and height (N, 2) of each box when the detector gave it, which bound its scaling."""
+    came from, which `follow_boxes` compares with the new pose to move the box on, the
+    width and height (N, 2) of each box when the detector gave it, which bound its scaling, and
+    how many detections in a row have missed each person (N,)."""
 
     boxes: np.ndarray
     scores: np.ndarray
@@ -192,6 +198,7 @@ class _Carried:
     keypoints: np.ndarray
     kpt_scores: np.ndarray
     detected_sizes: np.ndarray
+    missed: np.ndarray
 
     @classmethod
     def detected(cls, boxes: np.ndarray, scores: np.ndarray) -> _Carried:
@@ -204,11 +211,44 @@ class _Carried:
             np.full((n, 17, 2), np.nan, np.float32),
             np.zeros((n, 17), np.float32),
             boxes[:, 2:] - boxes[:, :2],
+            np.zeros(n, np.int64),
         )
 
     @classmethod
     def empty(cls) -> _Carried:
         return cls.detected(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+    def take(self, rows: np.ndarray) -> _Carried:
+        return _Carried(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    def plus(self, other: _Carried) -> _Carried:
+        return _Carried(
+            *(np.concatenate([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self))
+        )
+
+
+def missed_people(
+    carried_boxes: np.ndarray,
+    carried_keypoints: np.ndarray,
+    carried_scores: np.ndarray,
+    detected_boxes: np.ndarray,
+    min_score: float,
+    match_iou: float = 0.3,
+) -> np.ndarray:
+    """Indices of carried people no detection accounts for: no detected box overlaps theirs by
+    `match_iou` or more, and none holds most of their joints scoring `min_score` or more (a
+    detector's box of the same person can sit off the carried one by more than that overlap)."""
+    n = len(carried_boxes)
+    if n == 0 or len(detected_boxes) == 0:
+        return np.arange(n)
+    found = box_iou(carried_boxes, detected_boxes).max(axis=1) >= match_iou
+    confident = carried_scores >= min_score  # (N, 17)
+    xy = carried_keypoints[:, None]  # (N, 1, 17, 2)
+    lo, hi = detected_boxes[None, :, None, :2], detected_boxes[None, :, None, 2:]
+    inside = ((xy >= lo) & (xy <= hi)).all(axis=-1) & confident[:, None]  # (N, D, 17)
+    share = inside.sum(axis=-1) / np.maximum(confident.sum(axis=-1, keepdims=True), 1)
+    found |= (share > 0.5).any(axis=1)
+    return np.flatnonzero(~found)
 
 
 class PosePipeline:
@@ -286,7 +326,7 @@ class PosePipeline:
         if detected:
             detections: Detections = self.detector(frame.image)
             carried_in = len(self._carried.boxes)
-            people = _Carried.detected(detections.boxes, detections.scores)
+            people = self._with_missed(_Carried.detected(detections.boxes, detections.scores))
             self._since_detection = 0
             self._first = False
         else:
@@ -311,6 +351,20 @@ class PosePipeline:
             self._adapt_interval(len(self._carried.boxes), carried_in)
         result.timings.update(timings)
         return result
+
+    def _with_missed(self, detected: _Carried) -> _Carried:
+        """`detected` plus the carried people this detection missed, while they have been
+        missed fewer than `keep_missed` times in a row."""
+        carried, s = self._carried, self.schedule
+        if s.keep_missed == 0 or len(carried.boxes) == 0:
+            return detected
+        rows = missed_people(
+            carried.boxes, carried.keypoints, carried.kpt_scores, detected.boxes, s.kpt_score
+        )
+        rows = rows[carried.missed[rows] < s.keep_missed]
+        kept = carried.take(rows)
+        kept.missed = kept.missed + 1
+        return detected.plus(kept)
 
     def _carry(
         self, people: _Carried, keypoints: np.ndarray, scores: np.ndarray, rows: np.ndarray, ids: np.ndarray
@@ -340,6 +394,7 @@ class PosePipeline:
             keypoints[rows],
             scores[rows],
             people.detected_sizes[rows],
+            people.missed[rows],
         )
 
     def run(self, frames: Iterable[Frame]) -> Iterator[FrameResult]:

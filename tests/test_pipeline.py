@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pytest
 
 from app.detector import Detections
-from app.pipeline import AppConfig, DetectionSchedule, PosePipeline, confident_people, follow_boxes
+from app.pipeline import (
+    AppConfig,
+    DetectionSchedule,
+    PosePipeline,
+    confident_people,
+    follow_boxes,
+    missed_people,
+)
 from app.tracker import Tracker
 from app.types import Frame, Poses
 
@@ -36,12 +45,14 @@ TEMPLATE = np.array(
 
 
 class ScriptedDetector:
-    """Returns people whose boxes move 4 px per frame; `enter_at` adds a second person."""
+    """Returns people whose boxes move 4 px per frame; `enter_at` adds a second person; on the
+    frames in `blind` it finds nobody (the people are still there)."""
 
-    def __init__(self, enter_at: int | None = None):
+    def __init__(self, enter_at: int | None = None, blind: Iterable[int] = ()):
         self.frame = 0
         self.calls: list[int] = []
         self.enter_at = enter_at
+        self.blind = set(blind)
 
     def boxes_at(self, index: int) -> np.ndarray:
         boxes = [[100 + 4 * index, 50, 180 + 4 * index, 250]]
@@ -51,7 +62,7 @@ class ScriptedDetector:
 
     def __call__(self, image) -> Detections:
         self.calls.append(self.frame)
-        boxes = self.boxes_at(self.frame)
+        boxes = self.boxes_at(self.frame) if self.frame not in self.blind else np.zeros((0, 4), np.float32)
         return Detections(boxes, np.full(len(boxes), 0.9, np.float32))
 
 
@@ -186,6 +197,44 @@ def test_adaptive_schedule_ignores_a_person_too_unsure_to_carry():
     results = _run(pipeline, detector, 40)
     assert all(len(results[c]) == 2 for c in detector.calls), "both are found at each detection"
     assert np.diff(detector.calls).max() == 8, f"the interval should still grow: {detector.calls}"
+
+
+def test_a_person_the_detector_misses_keeps_their_skeleton_and_id():
+    detector = ScriptedDetector(blind={5, 10})  # two detections in a row miss them (blur, backlight)
+    pipeline = PosePipeline(detector, FakeEngine(detector), Tracker(), DetectionSchedule(every=5))
+    results = _run(pipeline, detector, 20)
+    assert all(len(r) == 1 for r in results), [len(r) for r in results]
+    assert {int(r.track_ids[0]) for r in results} == {1}, "one person, one id"
+    np.testing.assert_allclose(results[12].boxes, detector.boxes_at(11), atol=1e-3)  # still followed
+
+    dropping = ScriptedDetector(blind={5, 10})
+    schedule = DetectionSchedule(every=5, keep_missed=0)  # the old rule: a missed person is gone
+    results = _run(PosePipeline(dropping, FakeEngine(dropping), Tracker(), schedule), dropping, 20)
+    assert [len(r) for r in results] == [1] * 5 + [0] * 10 + [1] * 5
+
+
+def test_a_missed_person_is_kept_for_keep_missed_detections_only():
+    detector = ScriptedDetector(blind=range(5, 100))  # a confident pose on nobody must not live on
+    schedule = DetectionSchedule(every=5, keep_missed=2)
+    results = _run(PosePipeline(detector, FakeEngine(detector), Tracker(), schedule), detector, 25)
+    assert [len(r) for r in results] == [1] * 15 + [0] * 10
+
+
+def test_missed_people_are_the_ones_no_detection_accounts_for():
+    person = TEMPLATE * [80, 200] + [100, 50]  # joints inside the box (100, 50, 180, 250)
+    carried = np.array([[100, 50, 180, 250], [400, 60, 470, 240], [300, 50, 380, 250]], np.float32)
+    keypoints = np.stack([person, person + [300, 10], person + [200, 0]]).astype(np.float32)
+    scores = np.full((3, 17), 0.9, np.float32)
+    detected = np.array(
+        [
+            [104, 52, 184, 252],  # the first person, where they were carried
+            [280, 0, 395, 600],  # a loose box around the third: overlaps little, holds their joints
+        ],
+        np.float32,
+    )
+    assert missed_people(carried, keypoints, scores, detected[:1], 0.3).tolist() == [1, 2]
+    assert missed_people(carried, keypoints, scores, detected, 0.3).tolist() == [1]
+    assert missed_people(carried, keypoints, scores, detected[:0], 0.3).tolist() == [0, 1, 2]
 
 
 def test_reset_forgets_people():
