@@ -83,7 +83,7 @@ class DetectionSchedule:
     kpt_score: float = bounded(0.3, 0.0, 1.0)
     min_kpts: int = bounded(4, 0, 17)
     duplicate_iou: float = bounded(0.6, 0.0, 1.0)
-    keep_missed: int = bounded(8, 0)
+    keep_missed: int = bounded(6, 0)
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -235,19 +235,30 @@ def missed_people(
     min_score: float,
     match_iou: float = 0.3,
 ) -> np.ndarray:
-    """Indices of carried people no detection accounts for: no detected box overlaps theirs by
-    `match_iou` or more, and none holds most of their joints scoring `min_score` or more (a
-    detector's box of the same person can sit off the carried one by more than that overlap)."""
-    n = len(carried_boxes)
-    if n == 0 or len(detected_boxes) == 0:
+    """Indices of carried people no detection accounts for. Each detection accounts for one
+    person at most, matched greedily, best pair first, where its box overlaps theirs by
+    `match_iou` or more or holds most of their joints scoring `min_score` or more (a detector's
+    box of the same person can sit off the carried one by more than that overlap). One-to-one,
+    because two people overlapping, the commonest reason a detector keeps only one box, must
+    not both be taken as found."""
+    n, d = len(carried_boxes), len(detected_boxes)
+    if n == 0 or d == 0:
         return np.arange(n)
-    found = box_iou(carried_boxes, detected_boxes).max(axis=1) >= match_iou
+    iou = box_iou(carried_boxes, detected_boxes)  # (N, D)
     confident = carried_scores >= min_score  # (N, 17)
     xy = carried_keypoints[:, None]  # (N, 1, 17, 2)
     lo, hi = detected_boxes[None, :, None, :2], detected_boxes[None, :, None, 2:]
     inside = ((xy >= lo) & (xy <= hi)).all(axis=-1) & confident[:, None]  # (N, D, 17)
     share = inside.sum(axis=-1) / np.maximum(confident.sum(axis=-1, keepdims=True), 1)
-    found |= (share > 0.5).any(axis=1)
+    strength = np.maximum(np.where(iou >= match_iou, iou, 0.0), np.where(share > 0.5, share, 0.0))
+    found = np.zeros(n, bool)
+    taken = np.zeros(d, bool)
+    for flat in np.argsort(-strength, axis=None):
+        i, j = divmod(int(flat), d)
+        if strength[i, j] <= 0.0:
+            break
+        if not found[i] and not taken[j]:
+            found[i] = taken[j] = True
     return np.flatnonzero(~found)
 
 
@@ -348,13 +359,15 @@ class PosePipeline:
         timings["track"] = (time.perf_counter() - t1) * 1e3
         self._carried = self._carry(people, keypoints, kpt_scores, rows, ids)
         if detected:
-            self._adapt_interval(len(self._carried.boxes), carried_in)
+            self._adapt_interval(int((self._carried.missed == 0).sum()), carried_in)
         result.timings.update(timings)
         return result
 
     def _with_missed(self, detected: _Carried) -> _Carried:
         """`detected` plus the carried people this detection missed, while they have been
-        missed fewer than `keep_missed` times in a row."""
+        missed fewer than `keep_missed` times in a row. Their box score halves with each miss, so
+        exports tell them from detected people and a fresh detection wins a duplicate; they do not
+        count as found for the adaptive interval, so a miss brings the detector back at once."""
         carried, s = self._carried, self.schedule
         if s.keep_missed == 0 or len(carried.boxes) == 0:
             return detected
@@ -364,6 +377,7 @@ class PosePipeline:
         rows = rows[carried.missed[rows] < s.keep_missed]
         kept = carried.take(rows)
         kept.missed = kept.missed + 1
+        kept.scores = kept.scores * np.float32(0.5)  # a box no detector confirmed: a fresh one wins
         return detected.plus(kept)
 
     def _carry(

@@ -213,6 +213,24 @@ def test_a_person_the_detector_misses_keeps_their_skeleton_and_id():
     assert [len(r) for r in results] == [1] * 5 + [0] * 10 + [1] * 5
 
 
+def test_a_missed_person_brings_the_adaptive_detector_back_at_once():
+    detector = ScriptedDetector()
+    schedule = DetectionSchedule(every=2, adaptive=True, adaptive_max_every=8)
+    pipeline = PosePipeline(detector, FakeEngine(detector), Tracker(), schedule)
+    _run(pipeline, detector, 20)
+    blind_at = detector.calls[-1]  # the interval has grown to 8 by now
+    detector.blind = {blind_at + 8}
+    results = []
+    for frame in _frames(40)[20:]:
+        detector.frame = frame.index
+        results.append(pipeline.process(frame))
+    missed = detector.calls.index(blind_at + 8)
+    assert detector.calls[missed + 1] == blind_at + 9, f"checked again next frame: {detector.calls}"
+    assert all(len(r) == 1 for r in results), "kept on their carried box meanwhile"
+    bridged = results[blind_at + 8 - 20]
+    assert bridged.box_scores[0] == pytest.approx(0.45), "a box no detector confirmed scores half"
+
+
 def test_a_missed_person_is_kept_for_keep_missed_detections_only():
     detector = ScriptedDetector(blind=range(5, 100))  # a confident pose on nobody must not live on
     schedule = DetectionSchedule(every=5, keep_missed=2)
@@ -235,6 +253,11 @@ def test_missed_people_are_the_ones_no_detection_accounts_for():
     assert missed_people(carried, keypoints, scores, detected[:1], 0.3).tolist() == [1, 2]
     assert missed_people(carried, keypoints, scores, detected, 0.3).tolist() == [1]
     assert missed_people(carried, keypoints, scores, detected[:0], 0.3).tolist() == [0, 1, 2]
+    # two people overlapping, one box for both (NMS kept one): only one of them is accounted for
+    beside = carried[:1] + [20, 0, 20, 0]
+    pair = np.concatenate([carried[:1], beside])
+    pair_kpts = np.stack([person, person + [20, 0]]).astype(np.float32)
+    assert missed_people(pair, pair_kpts, scores[:2], detected[:1], 0.3).tolist() == [1]
 
 
 def test_reset_forgets_people():

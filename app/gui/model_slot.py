@@ -112,6 +112,9 @@ class ModelSlot:
         self._flip = bool(flip_test)
         self._refine = replace(self._refine, enabled=bool(refine))
         self._fallback = None  # the user's own choice now: if it fails, that is said, not replaced
+        if self.pipeline is not None:  # the switches apply even if a new engine fails to build
+            self.pipeline.set_flip_test(self._flip)
+            self.pipeline.set_refine(self._refine)  # the stats panel's label follows (`label`)
         if self.pipeline is None:
             self._spec, self._build_error = spec, None  # built (or retried) with the next frame
         elif spec != self._spec:
@@ -125,7 +128,4 @@ class ModelSlot:
             self.pipeline.set_engine(engine)
             self._spec = spec
             self._emit_model()
-        if self.pipeline is not None:
-            self.pipeline.set_flip_test(self._flip)
-            self.pipeline.set_refine(self._refine)  # the stats panel's label follows (`label`)
         return True
