@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from app.detector import MAX_PEOPLE, Detections
 from app.detector_export import EXPORTS
@@ -236,13 +237,13 @@ def missed_people(
     match_iou: float = 0.3,
 ) -> np.ndarray:
     """Indices of carried people no detection accounts for. Each detection accounts for one
-    person at most, matched greedily, best pair first, where its box overlaps theirs by
-    `match_iou` or more or holds most of their joints scoring `min_score` or more (a detector's
-    box of the same person can sit off the carried one by more than that overlap). One-to-one,
-    because two people overlapping, the commonest reason a detector keeps only one box, must
-    not both be taken as found."""
-    n, d = len(carried_boxes), len(detected_boxes)
-    if n == 0 or d == 0:
+    person at most (Hungarian assignment on the pair strengths, as `app.tracker` matches), a pair
+    counting where the box overlaps theirs by `match_iou` or more or holds most of their joints
+    scoring `min_score` or more (a detector's box of the same person can sit off the carried one
+    by more than that overlap). One-to-one, because two people overlapping, the commonest reason
+    a detector keeps only one box, must not both be taken as found."""
+    n = len(carried_boxes)
+    if n == 0 or len(detected_boxes) == 0:
         return np.arange(n)
     iou = box_iou(carried_boxes, detected_boxes)  # (N, D)
     confident = carried_scores >= min_score  # (N, 17)
@@ -251,14 +252,9 @@ def missed_people(
     inside = ((xy >= lo) & (xy <= hi)).all(axis=-1) & confident[:, None]  # (N, D, 17)
     share = inside.sum(axis=-1) / np.maximum(confident.sum(axis=-1, keepdims=True), 1)
     strength = np.maximum(np.where(iou >= match_iou, iou, 0.0), np.where(share > 0.5, share, 0.0))
+    rows, cols = linear_sum_assignment(strength, maximize=True)
     found = np.zeros(n, bool)
-    taken = np.zeros(d, bool)
-    for flat in np.argsort(-strength, axis=None):
-        i, j = divmod(int(flat), d)
-        if strength[i, j] <= 0.0:
-            break
-        if not found[i] and not taken[j]:
-            found[i] = taken[j] = True
+    found[rows[strength[rows, cols] > 0.0]] = True
     return np.flatnonzero(~found)
 
 

@@ -51,12 +51,12 @@ def score_run(path: Path, labels: dict[int, list[dict]], args: argparse.Namespac
     with path.open() as lines:
         for line in lines:
             frame = json.loads(line)
+            candidates = labels.get(int(frame["frame"]), [])
+            total += len(frame["people"])
+            if not candidates:
+                continue
+            theirs = box_xywh_to_xyxy(np.array([c["bbox"] for c in candidates]))
             for person in frame["people"]:
-                total += 1
-                candidates = labels.get(int(frame["frame"]), [])
-                if not candidates:
-                    continue
-                theirs = box_xywh_to_xyxy(np.array([c["bbox"] for c in candidates]))
                 ious = box_iou(box_xywh_to_xyxy(np.array(person["bbox"])), theirs)[0]
                 if ious.max() < args.iou:
                     continue

@@ -112,12 +112,12 @@ class ModelSlot:
         self._flip = bool(flip_test)
         self._refine = replace(self._refine, enabled=bool(refine))
         self._fallback = None  # the user's own choice now: if it fails, that is said, not replaced
-        if self.pipeline is not None:  # the switches apply even if a new engine fails to build
-            self.pipeline.set_flip_test(self._flip)
-            self.pipeline.set_refine(self._refine)  # the stats panel's label follows (`label`)
         if self.pipeline is None:
             self._spec, self._build_error = spec, None  # built (or retried) with the next frame
-        elif spec != self._spec:
+            return True
+        self.pipeline.set_flip_test(self._flip)  # the switches apply even if a new engine fails
+        self.pipeline.set_refine(self._refine)  # the stats panel's label follows (`label`)
+        if spec != self._spec:
             self._on_message(f"loading {spec.label()}…")
             try:
                 engine = build_engine(spec, self._flip, self._refine)
