@@ -78,12 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--weights", help="checkpoint (.pth, the authors' or ours) or exported .onnx")
     model.add_argument("--backend", choices=BACKENDS)
     model.add_argument("--device", type=device_flag, help="cpu, cuda or cuda:N")
-    model.add_argument("--flip-test", action="store_true", default=None, help="average with mirrored crops")
+    model.add_argument(
+        "--flip-test",
+        action=argparse.BooleanOptionalAction,
+        help="average with mirrored crops (--no-flip-test: one pass, whatever the settings say)",
+    )
     model.add_argument(
         "--refine",
-        action="store_true",
-        default=None,
-        help="read each person again in a box around their first-pass joints (up to 2x pose time)",
+        action=argparse.BooleanOptionalAction,
+        help="read each person again in a box around their first-pass joints (up to 2x pose time;"
+        " --no-refine: one read, whatever the settings or the window remembered)",
     )
     model.add_argument(
         "--threads", type=flag_type(AppConfig, "threads"), help="CPU threads for the pose model (0: all)"

@@ -297,6 +297,13 @@ def test_settings_persist_between_runs(qtbot, make_window, store):
     third.close()
     assert not store.load().refine
 
+    # ... and --no-refine turns a remembered choice off for one run, keeping it stored
+    store.qsettings.setValue("refine", True)
+    fourth = make_window("--source", "", "--no-refine")
+    assert not fourth.controls.refine.isChecked() and not fourth.settings.refine
+    fourth.close()
+    assert store.load().refine
+
 
 def test_main_runs_the_window_and_saves_a_screenshot(tmp_path, weights, vtest):
     png = tmp_path / "shot.png"

@@ -54,6 +54,11 @@ def test_refine_flag_and_config():
     assert AppConfig.load().refine.enabled is False, "off by default: it costs a second pass"
     args = build_parser().parse_args(["--source", "clip.mp4", "--refine"])
     assert _apply_flags(AppConfig.load(), args).refine.enabled is True
+    on = AppConfig.load()
+    on.refine.enabled, on.flip_test = True, True
+    args = build_parser().parse_args(["--source", "clip.mp4", "--no-refine", "--no-flip-test"])
+    off = _apply_flags(on, args)
+    assert off.refine.enabled is False and off.flip_test is False, "--no-* turns a configured pass off"
     with pytest.raises(ValueError):
         CropRefinement(min_joints=0)
 
