@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import cv2
@@ -277,7 +278,7 @@ def test_lsp_faces_needs_lsp_and_movenet(shared_dir, tmp_path, capsys):
         assert "--lsp-faces needs --lsp or --lspet DIR and the movenet teacher" in err
 
 
-def test_cli_lsp_faces_records_the_teacher(shared_dir, tmp_path, capsys):
+def test_cli_lsp_faces_records_the_teacher(shared_dir, tmp_path, capsys, caplog):
     import shutil
 
     lsp = tmp_path / "lsp"
@@ -286,8 +287,14 @@ def test_cli_lsp_faces_records_the_teacher(shared_dir, tmp_path, capsys):
     for name in ("im0001.jpg", "im0002.jpg", "im0003.jpg"):
         shutil.copy(shared_dir / "data" / "pool" / "lsp" / "images" / name, lsp / "images")
     argv = ["--lsp", str(lsp), "--lsp-faces", "--flip-tta", "--output-dir", str(tmp_path / "o")]
+    caplog.set_level(logging.INFO, logger="sdpose_core.progress")
     assert run_cli(main, argv) == 0
     assert "wrote 3 people (lsp-human: 3)" in capsys.readouterr().out
+    meter = [r for r in caplog.records if r.name == "sdpose_core.progress" and "3/3" in r.getMessage()]
+    assert meter, "progress lines in a log by default"
+    caplog.clear()
+    assert run_cli(main, [*argv[:-1], str(tmp_path / "quiet"), "--no-progress"]) == 0
+    assert not [r for r in caplog.records if r.name == "sdpose_core.progress"], "--no-progress: none"
     data = json.loads((tmp_path / "o" / "annotations.json").read_text())
     faces = data["info"]["lsp_faces"]
     assert faces["teacher"]["name"] == "movenet" and faces["teacher"]["flip_tta"] is True

@@ -256,6 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-empty", action="store_true", help="also copy frames with nobody kept")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing annotations.json")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, batch jobs)")
     parser.add_argument(
         "--merge", nargs="+", metavar="JSON", help="instead of labelling, merge these COCO keypoint files"
     )
@@ -344,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         lsp_faces=args.lsp_faces,
         keep_empty=args.keep_empty,
         threads=args.threads,
+        progress=not args.no_progress,
     )
     sources = ", ".join(f"{k}: {v}" for k, v in sorted(summary["sources"].items())) or "none"
     print(

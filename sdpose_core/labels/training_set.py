@@ -58,7 +58,7 @@ class LabelJob:
     args: tuple[str, ...]
 
     def command(self, data: Path) -> list[str]:
-        out = ("--output-dir", str(data / self.name), "--overwrite")
+        out = ("--output-dir", str(data / self.name), "--overwrite", "--no-progress")
         return [sys.executable, "-m", "sdpose_core.labels.pseudo_label", *self.args, *out]
 
 
@@ -133,7 +133,7 @@ def run_jobs(
     Returns the names that failed (a failure does not stop the others)."""
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(name: str, argv: list[str]) -> bool:
         (data / name / DONE_FILE).unlink(missing_ok=True)  # done only once this run succeeds
