@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from sdpose_core.cli import run_cli
 from sdpose_core.labels.training_set import (
@@ -42,7 +45,7 @@ def test_jobs_run_side_by_side_record_success_and_report_failure(tmp_path):
         [("good", ok), ("broken", bad), ("also_good", ok)],
         tmp_path,
         jobs=2,
-        record=lambda name: {"args": [name]},
+        done_args={name: [name] for name in ("good", "broken", "also_good")},
         say=said.append,
     )
     assert failed == ["broken"], "one failure does not stop the others"
@@ -74,3 +77,20 @@ def test_without_the_shared_pool_it_says_where_to_point(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pass --shared" in err and "Traceback" not in err
     assert not (tmp_path / "d").exists(), "nothing written"
+
+
+def test_an_interrupt_stops_the_running_labellers(tmp_path):
+    """Ctrl-C or SIGTERM reaches the build, not its children: it stops them, starts no more."""
+    quick = [sys.executable, "-c", "print('quick')"]
+    slow = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+    def interrupt(line: str) -> None:
+        if line.startswith("quick: done"):
+            raise KeyboardInterrupt
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs([("slow", slow), ("quick", quick), ("later", quick)], tmp_path, jobs=2, say=interrupt)
+    assert time.monotonic() - start < 30, "the 60-second labeller was stopped"
+    assert not (tmp_path / "logs" / "later.log").exists(), "nothing new starts after the interrupt"
+    assert not (tmp_path / "slow" / "complete.json").exists()

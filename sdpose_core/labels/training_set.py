@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,36 +127,67 @@ def run_jobs(
     commands: Sequence[tuple[str, list[str]]],
     data: Path,
     jobs: int,
-    record: Callable[[str], dict] | None = None,
+    done_args: Mapping[str, Sequence[str]] | None = None,
     say: Callable[[str], None] = print,
 ) -> list[str]:
     """Run `(name, argv)` commands `jobs` at a time, each with one thread and its output in
-    DATA/logs/NAME.log; after each success, `record(name)` is written to DATA/NAME/complete.json.
-    Returns the names that failed (a failure does not stop the others)."""
+    DATA/logs/NAME.log; after each success of a name in `done_args`, DATA/NAME/complete.json
+    records those arguments (what `is_complete` compares). Returns the names that failed (a
+    failure does not stop the others). Interrupted (Ctrl-C, SIGTERM), it stops the running
+    commands and starts no more; finished ones keep their record."""
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    running: set[subprocess.Popen] = set()
+    stop = threading.Event()
 
     def run(name: str, argv: list[str]) -> bool:
+        if stop.is_set():
+            return False
+        try:
+            return labelled(name, argv)
+        except BaseException:
+            stop.set()  # before this thread takes the next command
+            raise
+
+    def labelled(name: str, argv: list[str]) -> bool:
         (data / name / DONE_FILE).unlink(missing_ok=True)  # done only once this run succeeds
         start = time.monotonic()
         log = logs / f"{name}.log"
         with log.open("w", encoding="utf-8") as out:
-            rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+            running.add(proc)
+            try:
+                rc = proc.wait()
+            finally:
+                running.discard(proc)
         minutes = (time.monotonic() - start) / 60
         if rc != 0:
             say(f"{name}: failed (exit {rc}) after {minutes:.1f} min; see {log}")
             return False
-        if record is not None:
+        if done_args is not None and name in done_args:
             (data / name).mkdir(parents=True, exist_ok=True)
-            done = {**record(name), "minutes": round(minutes, 1)}
+            done = {"args": list(done_args[name]), "minutes": round(minutes, 1)}
             (data / name / DONE_FILE).write_text(json.dumps(done, indent=1), encoding="utf-8")
         summary = [line.strip() for line in log.read_text(encoding="utf-8").splitlines() if "%)," in line]
         say(f"{name}: done in {minutes:.1f} min" + (f" ({'; '.join(summary)})" if summary else ""))
         return True
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        ok = list(pool.map(lambda c: run(*c), commands))
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        futures = [pool.submit(run, *command) for command in commands]
+        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in finished:
+            if future.exception() is not None:
+                raise future.exception()
+        ok = [future.result() for future in futures]
+    except BaseException:
+        stop.set()
+        for proc in list(running):
+            proc.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return [name for (name, _), good in zip(commands, ok, strict=True) if not good]
 
 
@@ -200,21 +233,20 @@ def main(argv: list[str] | None = None) -> int:
     todo = [job for job in jobs if not is_complete(job, data)]
     if args.dry_run:
         for job in todo:
-            print(" ".join(job.command(data)))
+            print(shlex.join(job.command(data)))
         for _, command in finish:
-            print(" ".join(command))
+            print(shlex.join(command))
         return 0
     skipped = len(jobs) - len(todo)
     print(
         f"labelling {len(todo)} sources on {args.jobs} cores"
         + (f" ({skipped} done before)" if skipped else "")
     )
-    args_of = {job.name: list(job.args) for job in jobs}
     failed = run_jobs(
         [(job.name, job.command(data)) for job in todo],
         data,
         args.jobs,
-        record=lambda n: {"args": args_of[n]},
+        done_args={job.name: job.args for job in todo},
     )
     if failed:
         raise UserError(f"{', '.join(failed)} failed; fix and run again (finished sources are kept)")
