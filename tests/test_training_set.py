@@ -38,11 +38,14 @@ def test_every_source_exists_and_held_out_people_stay_out(shared_dir):
 
 
 def test_jobs_run_side_by_side_record_success_and_report_failure(tmp_path):
-    ok = [sys.executable, "-c", "print('  src: 3 of 4 people (75 %), 40 joints')"]
+    people = {"annotations": [{"num_keypoints": 12}, {"num_keypoints": 9}, {"num_keypoints": 17}]}
+    (tmp_path / "good").mkdir()
+    write = "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])"
+    ok = [sys.executable, "-c", write, str(tmp_path / "good" / "annotations.json"), json.dumps(people)]
     bad = [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
     said: list[str] = []
     failed = run_jobs(
-        [("good", ok), ("broken", bad), ("also_good", ok)],
+        [("good", ok), ("broken", bad), ("also_good", [sys.executable, "-c", "pass"])],
         tmp_path,
         jobs=2,
         done_args={name: [name] for name in ("good", "broken", "also_good")},
@@ -51,9 +54,10 @@ def test_jobs_run_side_by_side_record_success_and_report_failure(tmp_path):
     assert failed == ["broken"], "one failure does not stop the others"
     assert (tmp_path / "logs" / "broken.log").read_text().strip() == "boom"
     assert any("broken: failed (exit 3)" in line for line in said)
-    assert any(line.startswith("good: done") and "75 %" in line for line in said), said
+    assert any(line.startswith("good: done") and "(3 people, 38 joints)" in line for line in said), said
     done = json.loads((tmp_path / "good" / "complete.json").read_text())
-    assert done["args"] == ["good"] and "minutes" in done
+    assert done["args"] == ["good"] and "minutes" in done and (done["people"], done["joints"]) == (3, 38)
+    assert is_complete(LabelJob("also_good", ("also_good",)), tmp_path), "a command that wrote no file"
     assert not (tmp_path / "broken" / "complete.json").exists()
     assert is_complete(LabelJob("good", ("good",)), tmp_path)
     assert not is_complete(LabelJob("good", ("other", "args")), tmp_path), "a changed command relabels"

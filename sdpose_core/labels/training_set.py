@@ -9,7 +9,7 @@ image ids, so the training order is the bundle's), cuts the cut-outs the trainer
 (`data/compact3`) and writes the LSPET validation athletes (`data/lspet_val.json`). About
 55 minutes on a 2-core CPU.
 
-A finished source leaves `complete.json` (its command and minutes) in its folder; a second run
+A finished source leaves `complete.json` (its command, minutes, people and joints) in its folder; a second run
 skips those and relabels the rest, so an interrupted build resumes where it stopped. Each
 source's output goes to `DATA/logs/NAME.log`.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sdpose_core.errors import UserError
 
-__all__ = ["LabelJob", "label_jobs", "run_jobs", "MERGE_ORDER", "VALIDATION_ATHLETES"]
+__all__ = ["LabelJob", "label_jobs", "label_counts", "run_jobs", "MERGE_ORDER", "VALIDATION_ATHLETES"]
 
 VALIDATION_ATHLETES = "im08501..im09000"  # LSPET people never trained on (issue 17)
 HELD_OUT_COCO = "000000000785"  # a coco_sample image, also among pool2's COCO scenes
@@ -123,6 +123,16 @@ def is_complete(job: LabelJob, data: Path) -> bool:
         return False
 
 
+def label_counts(annotations: Path) -> dict[str, int]:
+    """People and labelled joints in a source's COCO keypoint file, read from the file itself
+    (not from the labeller's printout); empty when the command wrote none."""
+    try:
+        people = json.loads(annotations.read_text(encoding="utf-8"))["annotations"]
+        return {"people": len(people), "joints": sum(int(a.get("num_keypoints", 0)) for a in people)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def run_jobs(
     commands: Sequence[tuple[str, list[str]]],
     data: Path,
@@ -132,7 +142,8 @@ def run_jobs(
 ) -> list[str]:
     """Run `(name, argv)` commands `jobs` at a time, each with one thread and its output in
     DATA/logs/NAME.log; after each success of a name in `done_args`, DATA/NAME/complete.json
-    records those arguments (what `is_complete` compares). Returns the names that failed (a
+    records those arguments (what `is_complete` compares) and the people and joints of
+    DATA/NAME/annotations.json. Returns the names that failed (a
     failure does not stop the others). Interrupted (Ctrl-C, SIGTERM), it stops the running
     commands and starts no more; finished ones keep their record."""
     logs = data / "logs"
@@ -165,12 +176,13 @@ def run_jobs(
         if rc != 0:
             say(f"{name}: failed (exit {rc}) after {minutes:.1f} min; see {log}")
             return False
+        counts = label_counts(data / name / "annotations.json")
         if done_args is not None and name in done_args:
             (data / name).mkdir(parents=True, exist_ok=True)
-            done = {"args": list(done_args[name]), "minutes": round(minutes, 1)}
+            done = {"args": list(done_args[name]), "minutes": round(minutes, 1), **counts}
             (data / name / DONE_FILE).write_text(json.dumps(done, indent=1), encoding="utf-8")
-        summary = [line.strip() for line in log.read_text(encoding="utf-8").splitlines() if "%)," in line]
-        say(f"{name}: done in {minutes:.1f} min" + (f" ({'; '.join(summary)})" if summary else ""))
+        kept = f" ({counts['people']:,} people, {counts['joints']:,} joints)" if counts else ""
+        say(f"{name}: done in {minutes:.1f} min{kept}")
         return True
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
