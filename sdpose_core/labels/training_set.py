@@ -9,9 +9,9 @@ image ids, so the training order is the bundle's), cuts the cut-outs the trainer
 (`data/compact3`) and writes the LSPET validation athletes (`data/lspet_val.json`). About
 55 minutes on a 2-core CPU.
 
-A finished source leaves `complete.json` (its command, minutes, people and joints) in its folder; a second run
-skips those and relabels the rest, so an interrupted build resumes where it stopped. Each
-source's output goes to `DATA/logs/NAME.log`.
+A finished source leaves `complete.json` (its command, minutes, people and joints) in its
+folder; a second run skips those and relabels the rest, so an interrupted build resumes where it
+stopped. Each source's output goes to `DATA/logs/NAME.log`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdpose_core.errors import UserError
+from sdpose_core.jsonio import write_json_atomic
 
 __all__ = ["LabelJob", "label_jobs", "label_counts", "run_jobs", "MERGE_ORDER", "VALIDATION_ATHLETES"]
 
@@ -143,9 +144,9 @@ def run_jobs(
     """Run `(name, argv)` commands `jobs` at a time, each with one thread and its output in
     DATA/logs/NAME.log; after each success of a name in `done_args`, DATA/NAME/complete.json
     records those arguments (what `is_complete` compares) and the people and joints of
-    DATA/NAME/annotations.json. Returns the names that failed (a
-    failure does not stop the others). Interrupted (Ctrl-C, SIGTERM), it stops the running
-    commands and starts no more; finished ones keep their record."""
+    DATA/NAME/annotations.json, written atomically. Returns the names that failed (a failure does
+    not stop the others). Interrupted (Ctrl-C, SIGTERM), it stops the running commands and starts
+    no more; finished ones keep their record."""
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -176,12 +177,12 @@ def run_jobs(
         if rc != 0:
             say(f"{name}: failed (exit {rc}) after {minutes:.1f} min; see {log}")
             return False
-        counts = label_counts(data / name / "annotations.json")
+        kept = ""
         if done_args is not None and name in done_args:
-            (data / name).mkdir(parents=True, exist_ok=True)
+            counts = label_counts(data / name / "annotations.json")
             done = {"args": list(done_args[name]), "minutes": round(minutes, 1), **counts}
-            (data / name / DONE_FILE).write_text(json.dumps(done, indent=1), encoding="utf-8")
-        kept = f" ({counts['people']:,} people, {counts['joints']:,} joints)" if counts else ""
+            write_json_atomic(data / name / DONE_FILE, done)
+            kept = f" ({counts['people']:,} people, {counts['joints']:,} joints)" if counts else ""
         say(f"{name}: done in {minutes:.1f} min{kept}")
         return True
 
