@@ -25,6 +25,9 @@ shoulder - right hip| from the labels (people without both are left out), the wh
 the box. These are inverted, mid-air and crouched athletes, where the teacher is weak.
 `--lspet-box joints` boxes them around their labelled joints instead (15 % a side), as a
 detector would: the gap to the whole-image figure is what finding a small person costs.
+`--lspet-box detector` gives each athlete the app's own person detector's box (`detector:` in
+`configs/app.yaml`) that best overlaps their labelled joints, what `main.py` would crop on these
+photos; an athlete it misses (no box at IoU >= 0.3) scores none of their joints.
 
 `--per-person` lists each person's OKS, ours against the teacher, worst first (also in `--json`).
 `--with-yolo` adds YOLO11n-pose run on the full image, matched to GT boxes by IoU (an unmatched
@@ -75,7 +78,7 @@ COCO_NAMES = (
 
 @dataclass
 class Person:
-    box: np.ndarray  # (4,) xyxy
+    box: np.ndarray | None  # (4,) xyxy; None: no box (a detector missed them), no joints found
     keypoints: np.ndarray  # (17, 2) COCO order
     labelled: np.ndarray  # (17,) bool
     area: float
@@ -185,15 +188,22 @@ LSPET = DATA / "pool2" / "lspet"
 LSPET_BOXES = {
     "image": "whole image as the box",
     "joints": "box around the labelled joints, 15 % a side",
+    "detector": "the app's detector box that best overlaps the labelled joints",
 }
+DETECTOR_MIN_IOU = 0.3  # a detector box overlapping the athlete's joint box less is someone else
 
 
-def load_lspet_validation(first: str = "im08501", last: str = "im09000", box: str = "image") -> list[Image]:
+def load_lspet_validation(
+    first: str = "im08501", last: str = "im09000", box: str = "image", detector=None
+) -> list[Image]:
     """LSPET's validation people, one per image, the whole image as the box (the issue's figure).
 
     ``box="joints"`` boxes each person as a detector would instead (the visible joints' extent,
     widened by 15 % a side, clipped to the image): the gap between the two says how much of what
     is lost is finding a small person in a big box rather than reading their pose.
+    ``box="detector"`` runs ``detector`` (image -> `app.detector.Detections`; by default the app's
+    own, as `configs/app.yaml` sets it) on each image and keeps its box nearest the athlete
+    (`matched_detection`); an athlete without one keeps no box and scores no joints.
     """
     from sdpose_core.labels.lsp import lspet_validation_set
 
@@ -204,7 +214,40 @@ def load_lspet_validation(first: str = "im08501", last: str = "im09000", box: st
         for image in images:
             for person in image.people:
                 person.box = joint_box(person.keypoints[person.labelled], 0.15, sizes[image.path.name])
+    elif box == "detector":
+        detector = detector or app_detector()
+        for image in images:
+            frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise SystemExit(f"cannot read image {image.path}")
+            found = detector(frame)
+            for person in image.people:
+                athlete = joint_box(person.keypoints[person.labelled], 0.15)
+                person.box = matched_detection(found.boxes, athlete)
     return images
+
+
+def app_detector():
+    """The person detector `main.py` runs, with `configs/app.yaml`'s settings."""
+    from app.detector import DetectorError, PersonDetector
+    from app.pipeline import AppConfig
+
+    try:
+        return PersonDetector.from_config(AppConfig.load().detector, None, "cpu")
+    except DetectorError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def matched_detection(boxes: np.ndarray, person_box: np.ndarray) -> np.ndarray | None:
+    """The xyxy box among ``boxes`` (N, 4) that overlaps ``person_box`` most, if by IoU >=
+    `DETECTOR_MIN_IOU`; else None (the detector missed this person)."""
+    from sdpose_core.geometry import box_iou
+
+    if len(boxes) == 0:
+        return None
+    overlaps = box_iou(np.asarray(boxes, np.float64), np.asarray(person_box, np.float64)[None])[:, 0]
+    best = int(np.argmax(overlaps))
+    return np.asarray(boxes[best], np.float64) if overlaps[best] >= DETECTOR_MIN_IOU else None
 
 
 # How far a person's torso is turned from upright (degrees), in groups: upside-down athletes are
@@ -231,9 +274,11 @@ def evaluate_torso_pck(predict, images: list[Image]) -> dict:
         frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
         if frame is None:
             raise SystemExit(f"cannot read image {image.path}")
+        boxed = [p for p in image.people if p.box is not None]
         start = time.perf_counter()
-        out = predict(frame, np.stack([p.box for p in image.people]), image.people)
+        found = iter(predict(frame, np.stack([p.box for p in boxed]), boxed) if boxed else [])
         seconds += time.perf_counter() - start
+        out = [next(found) if p.box is not None else None for p in image.people]
         for pred, person in zip(out, image.people, strict=True):
             preds.append(np.full((NUM_KEYPOINTS, 2), np.inf) if pred is None else np.asarray(pred))
             gts.append(person.keypoints)
@@ -638,7 +683,8 @@ def main() -> int:
         "--lspet-box",
         choices=sorted(LSPET_BOXES),
         default="image",
-        help="LSPET boxes: the whole image (default, the validation figure) or around the labelled joints",
+        help="LSPET boxes: the whole image (default, the validation figure), around the labelled joints, "
+        "or the app's detector's",
     )
     parser.add_argument(
         "--compare-int8",
@@ -708,7 +754,10 @@ def main() -> int:
             f"{first['torso_normalised']}/{first['people']} people, by half the box diagonal for the rest."
         )
     if lspet_rows:
-        print(f"\nLSPET validation (im08501-im09000, {len(lspet)} people, {LSPET_BOXES[args.lspet_box]}):")
+        boxed = sum(p.box is not None for image in lspet for p in image.people)
+        found = f"; it boxed {boxed} of them" if args.lspet_box == "detector" else ""
+        boxes = LSPET_BOXES[args.lspet_box] + found
+        print(f"\nLSPET validation (im08501-im09000, {len(lspet)} people, {boxes}):")
         print(format_lspet(lspet_rows))
     if args.per_person and diff:
         print("\nPer person, OKS (worst against the teacher first):")

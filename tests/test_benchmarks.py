@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -205,6 +206,39 @@ def test_accuracy_benchmark_boxes_lspet_people_around_their_joints_on_request() 
         assert x1 >= 0 and y1 >= 0 and x2 <= frame.box[2] and y2 <= frame.box[3]
         ratios.append((x2 - x1) * (y2 - y1) / ((frame.box[2] - frame.box[0]) * (frame.box[3] - frame.box[1])))
     assert np.median(ratios) < 0.5
+
+
+def test_accuracy_benchmark_boxes_lspet_people_with_a_detector_on_request() -> None:
+    """``--lspet-box detector``: each athlete gets the detector box that overlaps them, not a
+    bystander's; one the detector misses has no box and scores none of their joints."""
+    bench = _load("bench_accuracy")
+    tight = bench.load_lspet_validation(box="joints")
+    by_path = {image.path: image.people[0].box for image in tight}
+    calls = []
+
+    class FakeDetector:
+        """A bystander's box in the corner of every image, the athlete's own box in every other."""
+
+        def __call__(self, frame):
+            calls.append(frame.shape)
+            path = paths[len(calls) - 1]
+            bystander = np.array([[0.0, 0.0, 8.0, 8.0]], np.float32)
+            own = by_path[path][None].astype(np.float32) + 2.0
+            boxes = np.concatenate([bystander, own]) if len(calls) % 2 else bystander
+            return SimpleNamespace(boxes=boxes, scores=np.ones(len(boxes), np.float32))
+
+    paths = [image.path for image in tight]
+    found = bench.load_lspet_validation(box="detector", detector=FakeDetector())
+    assert len(calls) == len(found) == 500
+    boxed = [image.people[0].box for image in found]
+    for i, box in enumerate(boxed):
+        if i % 2 == 0:
+            np.testing.assert_allclose(box, by_path[paths[i]] + 2.0, atol=1e-4)
+        else:
+            assert box is None
+    result = bench.evaluate_torso_pck(bench.ground_truth_predictor(), found)
+    whole = bench.evaluate_torso_pck(bench.ground_truth_predictor(), tight)
+    assert result["joints"] == whole["joints"] and 0.4 < result["pck"] < 0.6  # half the athletes missed
 
 
 def test_side_by_side_benchmark_counts_each_of_their_people_once() -> None:
