@@ -27,7 +27,10 @@ the box. These are inverted, mid-air and crouched athletes, where the teacher is
 detector would: the gap to the whole-image figure is what finding a small person costs.
 `--lspet-box detector` gives each athlete the app's own person detector's box (`detector:` in
 `configs/app.yaml`) that best overlaps their labelled joints, what `main.py` would crop on these
-photos; an athlete it misses (no box at IoU >= 0.3) scores none of their joints.
+photos; an athlete it misses (no box at IoU >= 0.3) scores none of their joints. The table
+groups athletes by turn (upright, sideways, upside down) and by how many pixels of the model's
+256-pixel-high input the tolerance spans once they are cropped from their box: a whole-image box
+leaves a small athlete a tolerance of a heatmap cell or less, which bounds what any model scores.
 
 `--per-person` lists each person's OKS, ours against the teacher, worst first (also in `--json`).
 `--with-yolo` adds YOLO11n-pose run on the full image, matched to GT boxes by IoU (an unmatched
@@ -264,9 +267,31 @@ def torso_angles(gts: np.ndarray, labelled: np.ndarray) -> np.ndarray:
     return np.where(labelled[:, [5, 6, 11, 12]].all(axis=1), angles, np.nan)
 
 
+# How many pixels of the 256-pixel-high model input the PCK@0.2 tolerance spans for a person, in
+# groups: the input is 4 pixels per heatmap cell, so below 4 a joint must land in the right cell.
+# A small athlete in a whole-image box is read at a few pixels: the figure is bound by resolution.
+TOLERANCE_PX = {"under 4 px": (0.0, 4.0), "4-8 px": (4.0, 8.0), "8 px up": (8.0, np.inf)}
+INPUT_HEIGHT, INPUT_ASPECT = 256, 0.75  # SDPose's 256x192 input (all four variants)
+
+
+def tolerance_in_input(gts: np.ndarray, labelled: np.ndarray, boxes: list[np.ndarray | None]) -> np.ndarray:
+    """(N,) PCK@0.2's tolerance, 0.2 x |left shoulder - right hip|, in model-input pixels for each
+    person cropped from their box as the engine crops it (`boxes_to_center_scale`: the box
+    widened to 3:4, padded 1.25x, scaled to 256 high); NaN without a box or a torso."""
+    from sdpose_core.geometry import PIXEL_STD, boxes_to_center_scale
+
+    torso = np.linalg.norm(gts[:, 5] - gts[:, 12], axis=1)
+    has = np.array([box is not None for box in boxes]) & labelled[:, 5] & labelled[:, 12]
+    crop_h = np.full(len(boxes), np.nan)
+    if has.any():
+        _, scale = boxes_to_center_scale(np.stack([boxes[i] for i in np.flatnonzero(has)]), INPUT_ASPECT)
+        crop_h[has] = scale[:, 1] * PIXEL_STD
+    return PCK_ALPHA * torso * INPUT_HEIGHT / crop_h
+
+
 def evaluate_torso_pck(predict, images: list[Image]) -> dict:
-    """PCK@0.2 with the LSPET convention (`sdpose_core.evaluation.torso_pck`), pooled and per
-    `TURNS` group."""
+    """PCK@0.2 with the LSPET convention (`sdpose_core.evaluation.torso_pck`), pooled, per
+    `TURNS` group and per `TOLERANCE_PX` group."""
     from sdpose_core.evaluation import torso_pck
 
     preds, gts, labelled, seconds = [], [], [], 0.0
@@ -285,18 +310,23 @@ def evaluate_torso_pck(predict, images: list[Image]) -> dict:
             labelled.append(person.labelled)
     preds, gts, labelled = np.stack(preds), np.stack(gts), np.stack(labelled)
     hits, joints, people = torso_pck(preds, gts, labelled, PCK_ALPHA)
-    by_turn = {}
-    angles = torso_angles(gts, labelled)
-    for name, (low, high) in TURNS.items():
-        group = (angles >= low) & (angles < high)
-        g_hits, g_joints, g_people = torso_pck(preds[group], gts[group], labelled[group], PCK_ALPHA)
-        by_turn[name] = {"pck": g_hits / max(g_joints, 1), "people": g_people}
+
+    def grouped(values: np.ndarray, groups: dict[str, tuple[float, float]]) -> dict[str, dict]:
+        out = {}
+        for name, (low, high) in groups.items():
+            group = (values >= low) & (values < high)
+            g_hits, g_joints, g_people = torso_pck(preds[group], gts[group], labelled[group], PCK_ALPHA)
+            out[name] = {"pck": g_hits / max(g_joints, 1), "people": g_people}
+        return out
+
+    boxes = [person.box for image in images for person in image.people]
     return {
         "pck": hits / joints,
         "joints": joints,
         "people": people,
         "ms_per_person": 1e3 * seconds / len(preds),
-        "by_turn": by_turn,
+        "by_turn": grouped(torso_angles(gts, labelled), TURNS),
+        "by_tolerance": grouped(tolerance_in_input(gts, labelled, boxes), TOLERANCE_PX),
     }
 
 
@@ -603,20 +633,23 @@ def format_lspet(rows: dict[str, dict]) -> str:
     """One line per model: LSPET PCK@0.2 of the limb joints, people and joints counted."""
     width = max(26, *(len(label) for label in rows))
     first = next(iter(rows.values()))
-    titles = [f"{name} n={group['people']}" for name, group in first["by_turn"].items()]
+    grouping = ("by_turn", "by_tolerance")
+    titles = [f"{name} n={group['people']}" for key in grouping for name, group in first[key].items()]
     lines = [
         f"{'model':<{width}} | PCK@0.2 | people | joints | ms/person" + "".join(f" | {t}" for t in titles)
     ]
     for label, r in rows.items():
         counts = f"{r['people']:6d} | {r['joints']:6d}"
-        groups = r["by_turn"].values()
+        groups = [group for key in grouping for group in r[key].values()]
         cells = "".join(f" | {g['pck']:{len(t)}.3f}" for t, g in zip(titles, groups, strict=True))
         lines.append(f"{label:<{width}} | {r['pck']:7.3f} | {counts} | {r['ms_per_person']:9.1f}{cells}")
     lines.append(
         f"PCK@{PCK_ALPHA}: visible limb joints within {PCK_ALPHA} x |left shoulder - right hip| (labels); "
         f"{first['people']} people have both. By turn: the hips-to-shoulders line within "
         + ", ".join(f"{low:.0f}-{min(high, 180):.0f}" for low, high in TURNS.values())
-        + " degrees of image up (both shoulders and hips labelled)"
+        + " degrees of image up (both shoulders and hips labelled). By tolerance: 0.2 x the torso in "
+        f"pixels of the {INPUT_HEIGHT}-pixel-high model input, the person cropped from their box as the "
+        "engine crops (4 pixels a heatmap cell)"
     )
     return "\n".join(lines)
 

@@ -172,6 +172,11 @@ def test_accuracy_benchmark_scores_the_lspet_validation_set() -> None:
     assert all(group["pck"] == 1.0 for group in turns.values())
     assert turns["upright"]["people"] > turns["upside down"]["people"] > 30
     assert sum(group["people"] for group in turns.values()) <= result["people"]
+    # By how many input pixels the tolerance spans: every boxed person with a torso in one group
+    sizes = result["by_tolerance"]
+    assert all(group["pck"] == 1.0 for group in sizes.values())
+    assert sum(group["people"] for group in sizes.values()) == result["people"]
+    assert sizes["under 4 px"]["people"] > 30  # small athletes in whole-image boxes
 
     def upright_only(image, boxes, people):
         angles = bench.torso_angles(
@@ -206,6 +211,17 @@ def test_accuracy_benchmark_boxes_lspet_people_around_their_joints_on_request() 
         assert x1 >= 0 and y1 >= 0 and x2 <= frame.box[2] and y2 <= frame.box[3]
         ratios.append((x2 - x1) * (y2 - y1) / ((frame.box[2] - frame.box[0]) * (frame.box[3] - frame.box[1])))
     assert np.median(ratios) < 0.5
+
+    # The same athlete boxed tighter is read bigger: the tolerance spans more input pixels
+    def tolerances(images):
+        people = [image.people[0] for image in images]
+        gts, labelled = np.stack([p.keypoints for p in people]), np.stack([p.labelled for p in people])
+        return bench.tolerance_in_input(gts, labelled, [p.box for p in people])
+
+    loose, close = tolerances(whole), tolerances(tight)
+    counted = ~np.isnan(loose)
+    assert counted.sum() > 300 and (close[counted] >= loose[counted] - 1e-9).mean() > 0.95
+    assert np.median(close[counted]) > 1.5 * np.median(loose[counted])
 
 
 def test_accuracy_benchmark_boxes_lspet_people_with_a_detector_on_request() -> None:
