@@ -280,8 +280,9 @@ def tolerance_in_input(gts: np.ndarray, labelled: np.ndarray, boxes: list[np.nda
     widened to 3:4, padded 1.25x, scaled to 256 high); NaN without a box or a torso."""
     from sdpose_core.geometry import PIXEL_STD, boxes_to_center_scale
 
-    torso = np.linalg.norm(gts[:, 5] - gts[:, 12], axis=1)
-    has = np.array([box is not None for box in boxes]) & labelled[:, 5] & labelled[:, 12]
+    a, b = TORSO_DIAGONALS[0]  # left shoulder, right hip: the LSPET torso
+    torso = np.linalg.norm(gts[:, a] - gts[:, b], axis=1)
+    has = np.array([box is not None for box in boxes]) & labelled[:, a] & labelled[:, b]
     crop_h = np.full(len(boxes), np.nan)
     if has.any():
         _, scale = boxes_to_center_scale(np.stack([boxes[i] for i in np.flatnonzero(has)]), INPUT_ASPECT)
@@ -294,13 +295,12 @@ def evaluate_torso_pck(predict, images: list[Image]) -> dict:
     `TURNS` group and per `TOLERANCE_PX` group."""
     from sdpose_core.evaluation import torso_pck
 
-    preds, gts, labelled, seconds, read = [], [], [], 0.0, 0
+    preds, gts, labelled, boxes, seconds = [], [], [], [], 0.0
     for image in images:
         frame = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
         if frame is None:
             raise SystemExit(f"cannot read image {image.path}")
         boxed = [p for p in image.people if p.box is not None]
-        read += len(boxed)
         start = time.perf_counter()
         found = iter(predict(frame, np.stack([p.box for p in boxed]), boxed) if boxed else [])
         seconds += time.perf_counter() - start
@@ -309,7 +309,9 @@ def evaluate_torso_pck(predict, images: list[Image]) -> dict:
             preds.append(np.full((NUM_KEYPOINTS, 2), np.inf) if pred is None else np.asarray(pred))
             gts.append(person.keypoints)
             labelled.append(person.labelled)
+            boxes.append(person.box)
     preds, gts, labelled = np.stack(preds), np.stack(gts), np.stack(labelled)
+    read = sum(box is not None for box in boxes)
     hits, joints, people = torso_pck(preds, gts, labelled, PCK_ALPHA)
 
     def grouped(values: np.ndarray, groups: dict[str, tuple[float, float]]) -> dict[str, dict]:
@@ -320,7 +322,6 @@ def evaluate_torso_pck(predict, images: list[Image]) -> dict:
             out[name] = {"pck": g_hits / max(g_joints, 1), "people": g_people}
         return out
 
-    boxes = [person.box for image in images for person in image.people]
     return {
         "pck": hits / joints,
         "joints": joints,
@@ -788,9 +789,9 @@ def main() -> int:
             f"{first['torso_normalised']}/{first['people']} people, by half the box diagonal for the rest."
         )
     if lspet_rows:
-        boxed = sum(p.box is not None for image in lspet for p in image.people)
-        found = f"; it boxed {boxed} of them" if args.lspet_box == "detector" else ""
-        boxes = LSPET_BOXES[args.lspet_box] + found
+        boxes = LSPET_BOXES[args.lspet_box]
+        if args.lspet_box == "detector":
+            boxes += f"; it boxed {sum(p.box is not None for image in lspet for p in image.people)} of them"
         print(f"\nLSPET validation (im08501-im09000, {len(lspet)} people, {boxes}):")
         print(format_lspet(lspet_rows))
     if args.per_person and diff:
