@@ -395,6 +395,40 @@ def test_turn_shows_upright_people_upside_down(coco_dir: Path) -> None:
         DataConfig(turn_prob=1.5)
 
 
+def test_detector_box_prob_crops_athletes_from_the_detectors_box(coco_dir: Path, tmp_path: Path) -> None:
+    """A person with a "detector_bbox" is cropped from it with ``detector_box_prob`` (always at 1,
+    never at 0); people without one, and validation, keep their own box."""
+    coco = json.loads((coco_dir / "test_coco.json").read_text())
+    people = [a for a in coco["annotations"] if a.get("num_keypoints", 0) > 0 and not a.get("iscrowd")]
+    boxed = people[0]
+    x, y, w, h = boxed["bbox"]
+    boxed["detector_bbox"] = [x + 0.25 * w, y, 0.5 * w, 0.6 * h]  # a box cutting the person short
+    ann = tmp_path / "det.json"
+    ann.write_text(json.dumps(coco))
+    own = CocoKeypointDataset(ann, coco_dir, train=True, cfg=DataConfig(**NO_AUG))
+    index = next(i for i, rec in enumerate(own.records) if rec.annotation["id"] == boxed["id"])
+    detector_xywh = np.array(boxed["detector_bbox"]) - [0, 0, 1, 1]  # MMPose's box cleaning
+    want_center, want_scale = boxes_to_center_scale(box_xywh_to_xyxy(detector_xywh))
+    always = CocoKeypointDataset(ann, coco_dir, train=True, cfg=DataConfig(**NO_AUG, detector_box_prob=1.0))
+    never = CocoKeypointDataset(ann, coco_dir, train=True, cfg=DataConfig(**NO_AUG, detector_box_prob=0.0))
+    np.testing.assert_allclose(always[index]["center"].numpy(), want_center[0])
+    np.testing.assert_allclose(always[index]["scale"].numpy(), want_scale[0])
+    assert always[index]["scale"][1] < 0.8 * own[index]["scale"][1], "the short box is the one cropped"
+    assert torch.equal(never[index]["image"], own[index]["image"])
+    others = [i for i in range(len(own.records)) if i != index]
+    assert all(torch.equal(always[i]["center"], own[i]["center"]) for i in others)
+    half = CocoKeypointDataset(ann, coco_dir, train=True, cfg=DataConfig(**NO_AUG, detector_box_prob=0.5))
+    picks = []
+    for epoch in range(20):
+        half.set_epoch(epoch)
+        picks.append(bool(torch.allclose(half[index]["center"], always[index]["center"])))
+    assert 3 <= sum(picks) <= 17, picks  # sometimes one box, sometimes the other
+    val = CocoKeypointDataset(ann, coco_dir, train=False, cfg=DataConfig(detector_box_prob=1.0))
+    assert np.allclose(val[index]["center"].numpy(), own.records[index].center)
+    with pytest.raises(ValueError, match="detector_box_prob"):
+        DataConfig(detector_box_prob=1.5)
+
+
 def test_zoom_out_shows_people_smaller_in_their_crop(coco_dir: Path) -> None:
     """A whole-image or loose box shows a person at a third to two thirds of a tight box's size:
     zoom-out trains on such crops. Off (the default), samples are those of the plain recipe."""

@@ -74,6 +74,7 @@ def test_a_second_run_skips_finished_sources(tmp_path, shared_dir, capsys):
     assert "--output-dir " + str(data / "lspet") not in printed
     assert "--output-dir " + str(data / "stanford40") in printed
     assert "compact_dataset" in printed and "--margin 4" in printed
+    assert "detector_boxes" in printed and str(data / "compact3" / "annotations_det.json") in printed
 
 
 def test_without_the_shared_pool_it_says_where_to_point(tmp_path, capsys):

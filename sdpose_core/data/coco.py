@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ class _Record:
     # GT boxes only, for tools that rewrite the file: the COCO annotation and its cleaned box.
     annotation: dict[str, Any] | None = None
     clean_box: tuple[float, float, float, float] | None = None
+    # The person detector's box ("detector_bbox"), as center/scale, where the annotation has one.
+    detector_center: np.ndarray | None = None
+    detector_scale: np.ndarray | None = None
 
     @property
     def source(self) -> str | None:
@@ -206,7 +209,15 @@ class CocoKeypointDataset(Dataset):
             if box is None:
                 continue
             kpts = np.asarray(kpts, dtype=np.float64).reshape(NUM_KEYPOINTS, 3)
-            records.append(self._record(image, box, kpts[:, :2], np.minimum(1.0, kpts[:, 2]), 1.0, ann))
+            record = self._record(image, box, kpts[:, :2], np.minimum(1.0, kpts[:, 2]), 1.0, ann)
+            detector_box = ann.get("detector_bbox")
+            if self.train and detector_box is not None:
+                clean = _clean_bbox(detector_box, int(image["width"]), int(image["height"]), None)
+                if clean is not None:
+                    xyxy = box_xywh_to_xyxy(np.asarray(clean, dtype=np.float64))
+                    center, scale = boxes_to_center_scale(xyxy, self.cfg.aspect_ratio, self.cfg.padding)
+                    record = replace(record, detector_center=center[0], detector_scale=scale[0])
+            records.append(record)
         return records
 
     def _det_records(self, det_file: Path, thr: float) -> list[_Record]:
@@ -274,18 +285,23 @@ class CocoKeypointDataset(Dataset):
         self, rec: _Record, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray, int | None]:
         """MMPose train order: shift, flip, half-body, scale/rotation; then the opt-in turn, rotation
-        refit and zoom-out.
+        refit and zoom-out. Before all of them, the opt-in choice of the detector's box.
 
         Returns the mirrored frame.
         """
         cfg = self.cfg
-        center = augment.random_shift_center(rec.center, rec.scale, rng, cfg.shift_prob, cfg.shift_factor)
+        center, own_scale = rec.center, rec.scale
+        if cfg.detector_box_prob > 0.0:  # one draw for every person, so the stream's shape is fixed
+            use_detector = rng.random() < cfg.detector_box_prob
+            if use_detector and rec.detector_center is not None:
+                center, own_scale = rec.detector_center, rec.detector_scale
+        center = augment.random_shift_center(center, own_scale, rng, cfg.shift_prob, cfg.shift_factor)
         center, joints, vis, flipped = augment.random_flip(
             center, rec.joints, rec.visible, rec.width, rng, cfg.flip_prob
         )
         center, scale = augment.random_half_body(
             center,
-            rec.scale,
+            own_scale,
             joints,
             vis,
             rng,
@@ -297,7 +313,10 @@ class CocoKeypointDataset(Dataset):
         box_scale = scale
         scale, rot = augment.random_scale_rotation(scale, rng, cfg.scale_factor, cfg.rot_factor, cfg.rot_prob)
         rot = augment.random_turn(rot, rng, cfg.turn_prob)
-        whole_box = rec.clean_box is not None and np.array_equal(box_scale, rec.scale)  # not half-body
+        own_box = own_scale is rec.scale  # not the detector's
+        whole_box = (
+            rec.clean_box is not None and own_box and np.array_equal(box_scale, rec.scale)
+        )  # not half-body
         refit = rot != 0.0 and whole_box and cfg.rotation_refit_prob > 0.0
         if refit and rng.random() < cfg.rotation_refit_prob:
             zoom = scale[0] / box_scale[0]

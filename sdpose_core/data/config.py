@@ -58,6 +58,11 @@ class DataConfig:
     # still found; the area past the source image is black, as at a frame's edge.
     zoom_out_prob: float = 0.0
     zoom_out_max: float = 3.0
+    # Not in SDPose's recipe (0 = off): chance that a person whose annotation carries a
+    # ``detector_bbox`` (`sdpose_core.labels.detector_boxes`: the person detector's box for an
+    # athlete whose own box is their joints' extent) is cropped from that box instead, so the
+    # model also learns to read people framed as the app's detector frames them.
+    detector_box_prob: float = 0.0
     # Not in SDPose's recipe (1 = off): passes over the training people per epoch. A small set on
     # a fast GPU finishes an epoch in seconds, and the per-epoch costs (checkpoint, loader
     # restart) would then dominate; each repeat draws its own augmentation.
@@ -88,6 +93,7 @@ class DataConfig:
             "truncation_prob",
             "rotation_refit_prob",
             "zoom_out_prob",
+            "detector_box_prob",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")

@@ -6,8 +6,9 @@ Runs the labelling commands of `docs/training.md` (the first pool with detector 
 with human boxes and joints, four orientations and flip), one `pseudo_label` process per source
 on `--jobs` cores, longest first; then merges them in the documented order (which fixes the
 image ids, so the training order is the bundle's), cuts the cut-outs the trainer reads
-(`data/compact3`) and writes the LSPET validation athletes (`data/lspet_val.json`). About
-55 minutes on a 2-core CPU.
+(`data/compact3`), gives the human-labelled athletes the detector's box as well
+(`data/compact3/annotations_det.json`, `detector_boxes`) and writes the LSPET validation
+athletes (`data/lspet_val.json`). About 70 minutes on a 2-core CPU.
 
 A finished source leaves `complete.json` (its command, minutes, people and joints) in its
 folder; a second run skips those and relabels the rest, so an interrupted build resumes where it
@@ -51,6 +52,7 @@ TEACHER = ("--teacher", "movenet", "--flip-tta", "--min-kpts", "6", "--threads",
 FIRST_POOL = (*TEACHER, "--min-box-score", "0.5")  # upright people: one orientation
 POOL2 = (*TEACHER, "--orientations", "0,90,180,270")
 DONE_FILE = "complete.json"
+DETECTOR_BOXED = "annotations_det.json"  # the cut-outs' file with the detector's box for each athlete
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
             + ["--margin", "4", "--quality", "80", "--overwrite", "--no-progress"],
         ),
         (
+            "detector_boxes",
+            _module("sdpose_core.labels.detector_boxes", "--train-ann", str(compact / "annotations.json"))
+            + ["--data-root", str(compact / "images"), "--output", str(compact / DETECTOR_BOXED)]
+            + ["--threads", str(args.jobs), "--no-progress"],
+        ),
+        (
             "validation",
             _module("sdpose_core.labels.lsp", "--lspet", str(shared / "data" / "pool2" / "lspet"))
             + ["--only", VALIDATION_ATHLETES, "--output", str(data / "lspet_val.json")],
@@ -267,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, command in finish:
         if run_jobs([(name, command)], data, 1):
             raise UserError(f"{name} failed; see {data / 'logs' / (name + '.log')}")
-    print(f"training set ready: {compact / 'annotations.json'}, validation {data / 'lspet_val.json'}")
+    print(
+        f"training set ready: {compact / 'annotations.json'} (with the detector's athlete boxes: "
+        f"{compact / DETECTOR_BOXED}), validation {data / 'lspet_val.json'}"
+    )
     return 0
 
 
