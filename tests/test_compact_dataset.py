@@ -105,3 +105,17 @@ def test_cli_summary_and_one_line_errors(tmp_path, coco, capsys):
     assert run_cli(main, ["--train-ann", str(ann), "--data-root", str(sources / "images"), *out2]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "000000196141.jpg" in err[0], err
+
+
+def test_a_detector_box_in_the_source_pixels_is_not_carried_into_the_cut_outs(tmp_path, coco):
+    """`detector_boxes` writes boxes in its input's pixels; a cut-out moves the person, so such a
+    box would crop the wrong place: compacting drops it (the detector runs on the cut-outs)."""
+    root, ann = coco
+    data = json.loads(ann.read_text())
+    for person in data["annotations"]:
+        person["detector_bbox"], person["detector_score"] = person["bbox"], 0.9
+    boxed = tmp_path / "boxed.json"
+    boxed.write_text(json.dumps(data))
+    compact_dataset(boxed, root, tmp_path / "c", CompactSettings(max_height=96), workers=1, progress=False)
+    people = json.loads((tmp_path / "c" / "annotations.json").read_text())["annotations"]
+    assert len(people) == 12 and not any("detector_bbox" in p or "detector_score" in p for p in people)

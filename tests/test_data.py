@@ -415,6 +415,14 @@ def test_detector_box_prob_crops_athletes_from_the_detectors_box(coco_dir: Path,
     np.testing.assert_allclose(always[index]["scale"].numpy(), want_scale[0])
     assert always[index]["scale"][1] < 0.8 * own[index]["scale"][1], "the short box is the one cropped"
     assert torch.equal(never[index]["image"], own[index]["image"])
+    # Off, with every other augmentation on, the samples are those of the file without the boxes.
+    plain = json.loads((coco_dir / "test_coco.json").read_text())
+    (tmp_path / "plain.json").write_text(json.dumps(plain))
+    jittered = [
+        CocoKeypointDataset(f, coco_dir, train=True, cfg=DataConfig(), seed=3)
+        for f in (ann, tmp_path / "plain.json")
+    ]
+    assert all(torch.equal(jittered[0][i]["image"], jittered[1][i]["image"]) for i in range(len(own)))
     others = [i for i in range(len(own.records)) if i != index]
     assert all(torch.equal(always[i]["center"], own[i]["center"]) for i in others)
     half = CocoKeypointDataset(ann, coco_dir, train=True, cfg=DataConfig(**NO_AUG, detector_box_prob=0.5))

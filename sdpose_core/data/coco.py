@@ -290,18 +290,18 @@ class CocoKeypointDataset(Dataset):
         Returns the mirrored frame.
         """
         cfg = self.cfg
-        center, own_scale = rec.center, rec.scale
-        if cfg.detector_box_prob > 0.0:  # one draw for every person, so the stream's shape is fixed
-            use_detector = rng.random() < cfg.detector_box_prob
-            if use_detector and rec.detector_center is not None:
-                center, own_scale = rec.detector_center, rec.detector_scale
-        center = augment.random_shift_center(center, own_scale, rng, cfg.shift_prob, cfg.shift_factor)
+        center, start_scale, from_detector = rec.center, rec.scale, False
+        if cfg.detector_box_prob > 0.0:  # one draw for every person when on; none when off
+            from_detector = rng.random() < cfg.detector_box_prob and rec.detector_center is not None
+            if from_detector:
+                center, start_scale = rec.detector_center, rec.detector_scale
+        center = augment.random_shift_center(center, start_scale, rng, cfg.shift_prob, cfg.shift_factor)
         center, joints, vis, flipped = augment.random_flip(
             center, rec.joints, rec.visible, rec.width, rng, cfg.flip_prob
         )
         center, scale = augment.random_half_body(
             center,
-            own_scale,
+            start_scale,
             joints,
             vis,
             rng,
@@ -313,10 +313,8 @@ class CocoKeypointDataset(Dataset):
         box_scale = scale
         scale, rot = augment.random_scale_rotation(scale, rng, cfg.scale_factor, cfg.rot_factor, cfg.rot_prob)
         rot = augment.random_turn(rot, rng, cfg.turn_prob)
-        own_box = own_scale is rec.scale  # not the detector's
-        whole_box = (
-            rec.clean_box is not None and own_box and np.array_equal(box_scale, rec.scale)
-        )  # not half-body
+        # refit turns the person's own box: not the detector's, not a half-body one
+        whole_box = rec.clean_box is not None and not from_detector and np.array_equal(box_scale, rec.scale)
         refit = rot != 0.0 and whole_box and cfg.rotation_refit_prob > 0.0
         if refit and rng.random() < cfg.rotation_refit_prob:
             zoom = scale[0] / box_scale[0]

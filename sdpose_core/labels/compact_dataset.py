@@ -108,8 +108,11 @@ def _moved_annotation(
         round(float(bx1 - bx0 + 1), 2),
         round(float(by1 - by0 + 1), 2),
     ]
+    # A detector's box (`detector_boxes`) is in the source image's pixels: it is found again on
+    # the cut-outs, not moved.
+    kept = {k: v for k, v in ann.items() if k not in ("detector_bbox", "detector_score")}
     return {
-        **ann,
+        **kept,
         "id": ann_id,
         "image_id": image_id,
         "bbox": box,

@@ -16,8 +16,10 @@ For each person of the chosen ``--sources`` the detector (YOLO11n-pose as ONNX, 
 commands use) runs on their image, and the box that overlaps their own box most, by IoU at least
 ``--min-iou``, becomes ``detector_bbox`` ([x, y, w, h]) with ``detector_score``; a person the
 detector misses keeps none and is always cropped from their own box. Every other field is kept.
-Boxes found so far go to ``OUTPUT.partial.jsonl`` as they come, so an interrupted run resumes
-there; the output is written at the end, atomically.
+Boxes found so far go to ``OUTPUT.partial.jsonl`` as they come, so an interrupted run of the
+same input and settings resumes there; the output is written at the end, atomically. The
+detector reads the training file's own images (for `data/compact3`, the cut-outs: for LSP and
+LSPET nearly the whole photo) where the app reads whole frames.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 from sdpose_core.cli import ArgumentParser, run_cli
 from sdpose_core.errors import UserError
 from sdpose_core.geometry import box_iou, box_xywh_to_xyxy
-from sdpose_core.jsonio import write_json_atomic
+from sdpose_core.jsonio import atomic_write_text, write_json_atomic
 from sdpose_core.labels.labeler import default_model_path
 from sdpose_core.progress import track
 
@@ -60,18 +62,28 @@ def matched_box(boxes_xyxy: np.ndarray, scores: np.ndarray, person_xyxy: np.ndar
     return np.asarray(boxes_xyxy[best], np.float64), float(scores[best])
 
 
-def _read_done(partial: Path) -> dict[int, list[dict]]:
-    """Image id -> its detections from an earlier, interrupted run (a torn last line is dropped)."""
+def _resume(partial: Path, run: dict[str, Any]) -> dict[int, list[dict]]:
+    """Image id -> its detections from an earlier, interrupted run of the same ``run`` (input file
+    and detector settings, the partial file's first line), and the partial file rewritten to
+    hold just those (a torn last line dropped). A partial file of another run is started afresh."""
     done: dict[int, list[dict]] = {}
-    if not partial.is_file():
-        return done
-    with open(partial, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-                done[int(row["image_id"])] = row["detections"]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
+    lines = partial.read_text(encoding="utf-8").splitlines() if partial.is_file() else []
+    try:
+        same_run = bool(lines) and json.loads(lines[0]).get("run") == run
+    except (json.JSONDecodeError, AttributeError):
+        same_run = False
+    if lines and not same_run:
+        log.info("%s is from another input or detector setting: detecting afresh", partial)
+    for line in lines[1:] if same_run else []:
+        try:
+            row = json.loads(line)
+            done[int(row["image_id"])] = row["detections"]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # a line torn by an interrupt
+    rows = [json.dumps({"run": run})] + [
+        json.dumps({"image_id": k, "detections": v}) for k, v in done.items()
+    ]
+    atomic_write_text(partial, "\n".join(rows) + "\n")
     return done
 
 
@@ -82,18 +94,21 @@ def add_detector_boxes(
     sources: Iterable[str] = DEFAULT_SOURCES,
     min_iou: float = MIN_IOU,
     partial: Path | None = None,
+    run: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> Counter:
     """Add ``detector_bbox``/``detector_score`` to ``coco``'s people of ``sources`` (in place).
 
-    ``detect(image_bgr) -> (boxes (N, 4) xyxy, scores (N,))``. Returns per-source counts of
-    people offered and matched ("<source>" and "<source> boxed").
+    ``detect(image_bgr) -> (boxes (N, 4) xyxy, scores (N,))``. Each image's detections go to
+    ``partial`` (JSON Lines) as they come, under ``run`` (what identifies this input and detector);
+    a later call with the same ``run`` reads them instead of detecting again. Returns per-source
+    counts of people offered and matched ("<source>" and "<source> boxed").
     """
     sources = set(sources)
     images = {int(im["id"]): im for im in coco["images"]}
     wanted = [a for a in coco["annotations"] if a.get("source") in sources and "bbox" in a]
     image_ids = sorted({int(a["image_id"]) for a in wanted})
-    done = _read_done(partial) if partial is not None else {}
+    done = _resume(partial, run or {}) if partial is not None else {}
     todo = [image_id for image_id in image_ids if image_id not in done]
     with open(partial, "a", encoding="utf-8") if partial is not None else nullcontext() as sink:
         for image_id in track(todo, total=len(todo), desc="detect", unit="image", enabled=progress):
@@ -134,7 +149,9 @@ def _parser() -> ArgumentParser:
     )
     p.add_argument("--train-ann", required=True, help="COCO keypoint training file")
     p.add_argument("--data-root", required=True, help="folder of its images")
-    p.add_argument("--output", required=True, help="the same file with detector boxes added (a new file)")
+    p.add_argument(
+        "--output", required=True, help="the file with detector boxes added (written anew; not --train-ann)"
+    )
     p.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES), help="annotation sources to box")
     p.add_argument("--detector-model", default=None, help="YOLO11n-pose ONNX (default: shared/data/models)")
     p.add_argument("--det-size", type=int, default=640, help="detector input size (longer side)")
@@ -165,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         isinstance(coco.get(k), list) for k in ("images", "annotations")
     ):
         raise UserError(f"{ann_file} is not a COCO keypoint file (no images/annotations lists)")
-    found = {a.get("source") for a in coco["annotations"]}
-    if not set(args.sources) & found:
-        raise UserError(f"{ann_file} has no people of {args.sources}; its sources: {sorted(map(str, found))}")
+    found = {a.get("source") for a in coco["annotations"] if isinstance(a, dict)}
+    missing = sorted(set(args.sources) - found)
+    if missing:
+        raise UserError(f"{ann_file} has no people of {missing}; its sources: {sorted(map(str, found))}")
     model = default_model_path("yolo", args.detector_model, "--detector-model")
     detector = YoloPoseTeacher(
         model, imgsz=args.det_size, conf=args.det_conf, threads=args.threads, role="detector"
@@ -179,8 +197,17 @@ def main(argv: list[str] | None = None) -> int:
 
     partial = output.with_name(output.name + ".partial.jsonl")
     output.parent.mkdir(parents=True, exist_ok=True)
+    stat = ann_file.stat()
+    run = {
+        "train_ann": str(ann_file.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "model": str(model),
+        "det_size": args.det_size,
+        "det_conf": args.det_conf,
+    }
     counts = add_detector_boxes(
-        coco, Path(args.data_root), detect, args.sources, args.min_iou, partial, not args.no_progress
+        coco, Path(args.data_root), detect, args.sources, args.min_iou, partial, run, not args.no_progress
     )
     coco.setdefault("info", {})["detector_boxes"] = {
         "model": str(model),
