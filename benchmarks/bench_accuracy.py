@@ -193,7 +193,6 @@ LSPET_BOXES = {
     "joints": "box around the labelled joints, 15 % a side",
     "detector": "the app's detector box that best overlaps the labelled joints",
 }
-DETECTOR_MIN_IOU = 0.3  # a detector box overlapping the athlete's joint box less is someone else
 
 
 def load_lspet_validation(
@@ -242,15 +241,13 @@ def app_detector():
 
 
 def matched_detection(boxes: np.ndarray, person_box: np.ndarray) -> np.ndarray | None:
-    """The xyxy box among ``boxes`` (N, 4) that overlaps ``person_box`` most, if by IoU >=
-    `DETECTOR_MIN_IOU`; else None (the detector missed this person)."""
-    from sdpose_core.geometry import box_iou
+    """The xyxy box among ``boxes`` (N, 4) that overlaps ``person_box`` most, if by IoU >= 0.3
+    (`sdpose_core.labels.detector_boxes.best_overlap`, as training matches them); else None (the
+    detector missed this person)."""
+    from sdpose_core.labels.detector_boxes import best_overlap
 
-    if len(boxes) == 0:
-        return None
-    overlaps = box_iou(np.asarray(boxes, np.float64), np.asarray(person_box, np.float64)[None])[:, 0]
-    best = int(np.argmax(overlaps))
-    return np.asarray(boxes[best], np.float64) if overlaps[best] >= DETECTOR_MIN_IOU else None
+    best = best_overlap(boxes, person_box)
+    return None if best is None else np.asarray(boxes[best], np.float64)
 
 
 # How far a person's torso is turned from upright (degrees), in groups: upside-down athletes are

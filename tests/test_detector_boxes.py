@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from sdpose_core.cli import run_cli
-from sdpose_core.labels.detector_boxes import add_detector_boxes, main, matched_box
+from sdpose_core.labels.detector_boxes import add_detector_boxes, best_overlap, main
 
 
 def _pool(tmp_path: Path) -> tuple[dict, Path]:
@@ -26,12 +26,11 @@ def _pool(tmp_path: Path) -> tuple[dict, Path]:
     return {"images": images, "annotations": annotations, "categories": []}, root
 
 
-def test_matched_box_takes_the_best_overlap_and_refuses_a_poor_one():
+def test_best_overlap_takes_the_best_overlap_and_refuses_a_poor_one():
     boxes = np.array([[0, 0, 10, 10], [20, 10, 60, 90], [25, 5, 65, 100]], float)
-    box, score = matched_box(boxes, np.array([0.9, 0.5, 0.4]), np.array([20, 10, 60, 90]), 0.3)
-    assert box.tolist() == [20, 10, 60, 90] and score == 0.5
-    assert matched_box(boxes[:1], np.array([0.9]), np.array([20, 10, 60, 90]), 0.3) is None
-    assert matched_box(np.zeros((0, 4)), np.zeros(0), np.array([20, 10, 60, 90]), 0.3) is None
+    assert best_overlap(boxes, np.array([20, 10, 60, 90]), 0.3) == 1
+    assert best_overlap(boxes[:1], np.array([20, 10, 60, 90]), 0.3) is None
+    assert best_overlap(np.zeros((0, 4)), np.array([20, 10, 60, 90]), 0.3) is None
 
 
 def test_athletes_get_the_detectors_box_and_a_miss_keeps_none(tmp_path):

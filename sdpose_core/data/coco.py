@@ -214,9 +214,8 @@ class CocoKeypointDataset(Dataset):
             if self.train and detector_box is not None:
                 clean = _clean_bbox(detector_box, int(image["width"]), int(image["height"]), None)
                 if clean is not None:
-                    xyxy = box_xywh_to_xyxy(np.asarray(clean, dtype=np.float64))
-                    center, scale = boxes_to_center_scale(xyxy, self.cfg.aspect_ratio, self.cfg.padding)
-                    record = replace(record, detector_center=center[0], detector_scale=scale[0])
+                    center, scale = self._center_scale(clean)
+                    record = replace(record, detector_center=center, detector_scale=scale)
             records.append(record)
         return records
 
@@ -248,14 +247,19 @@ class CocoKeypointDataset(Dataset):
         score: float,
         annotation: dict[str, Any] | None = None,
     ) -> _Record:
-        """Box (x, y, w, h) -> MMPose center/scale (padding 1.25, aspect 0.75) via geometry."""
-        xyxy = box_xywh_to_xyxy(np.asarray(box[:4], dtype=np.float64))
-        center, scale = boxes_to_center_scale(xyxy, self.cfg.aspect_ratio, self.cfg.padding)
+        """One person's record, their box cropped as `_center_scale` says."""
+        center, scale = self._center_scale(box)
         name, width = str(image["file_name"]), int(image["width"])
         clean_box = tuple(float(v) for v in box[:4]) if annotation is not None else None
         return _Record(
-            int(image["id"]), name, width, center[0], scale[0], joints, vis, score, annotation, clean_box
+            int(image["id"]), name, width, center, scale, joints, vis, score, annotation, clean_box
         )
+
+    def _center_scale(self, box: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Box (x, y, w, h) -> MMPose center/scale (padding 1.25, aspect 0.75) via geometry."""
+        xyxy = box_xywh_to_xyxy(np.asarray(box[:4], dtype=np.float64))
+        center, scale = boxes_to_center_scale(xyxy, self.cfg.aspect_ratio, self.cfg.padding)
+        return center[0], scale[0]
 
     def image_path(self, index: int) -> Path:
         """Resolve a sample's image file (see the class docstring); DataError if none exists."""

@@ -42,24 +42,23 @@ from sdpose_core.jsonio import atomic_write_text, write_json_atomic
 from sdpose_core.labels.labeler import default_model_path
 from sdpose_core.progress import track
 
-__all__ = ["matched_box", "add_detector_boxes", "DEFAULT_SOURCES"]
+__all__ = ["best_overlap", "add_detector_boxes", "DEFAULT_SOURCES", "MIN_IOU"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SOURCES = ("lsp-human", "lspet-human")  # the people whose box is their joints' extent
-MIN_IOU = 0.3  # as benchmarks/bench_accuracy.py matches the app's detector to an LSPET athlete
+MIN_IOU = 0.3  # a detector box overlapping the person's own box less is someone else
 
 
-def matched_box(boxes_xyxy: np.ndarray, scores: np.ndarray, person_xyxy: np.ndarray, min_iou: float):
-    """(box xyxy, score) of the detection overlapping ``person_xyxy`` most, if by IoU >= ``min_iou``;
-    else None."""
+def best_overlap(boxes_xyxy: np.ndarray, person_xyxy: np.ndarray, min_iou: float = MIN_IOU) -> int | None:
+    """Index of the box among ``boxes_xyxy`` (N, 4) that overlaps ``person_xyxy`` most, if by IoU
+    >= ``min_iou``; else None (the detector missed this person). The benchmark's LSPET detector
+    boxes are matched with it too."""
     if len(boxes_xyxy) == 0:
         return None
     overlaps = box_iou(np.asarray(boxes_xyxy, np.float64), np.asarray(person_xyxy, np.float64)[None])[:, 0]
     best = int(np.argmax(overlaps))
-    if overlaps[best] < min_iou:
-        return None
-    return np.asarray(boxes_xyxy[best], np.float64), float(scores[best])
+    return best if overlaps[best] >= min_iou else None
 
 
 def _resume(partial: Path, run: dict[str, Any]) -> dict[int, list[dict]]:
@@ -130,15 +129,14 @@ def add_detector_boxes(
         counts[ann["source"]] += 1
         found = done[int(ann["image_id"])]
         boxes = np.array([d["box"] for d in found], np.float64).reshape(-1, 4)
-        scores = np.array([d["score"] for d in found], np.float64)
         own = box_xywh_to_xyxy(np.asarray(ann["bbox"][:4], np.float64))[0]
-        match = matched_box(boxes, scores, own, min_iou)
+        match = best_overlap(boxes, own, min_iou)
         ann.pop("detector_bbox", None)
         ann.pop("detector_score", None)
         if match is not None:
-            (x1, y1, x2, y2), score = match
+            x1, y1, x2, y2 = boxes[match]
             ann["detector_bbox"] = [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)]
-            ann["detector_score"] = round(score, 4)
+            ann["detector_score"] = round(found[match]["score"], 4)
             counts[f"{ann['source']} boxed"] += 1
     return counts
 
