@@ -71,10 +71,10 @@ class SmoothingConfig:
     min_score: float = 0.3
     joint_timeout_s: float = 0.5
     kalman_meas_std: float = 0.02
-    kalman_accel_std: float = 1.0
+    kalman_accel_std: float = 10.0
     kalman_init_vel_std: float = 1.0
-    oneeuro_min_cutoff: float = 1.0
-    oneeuro_beta: float = 1.0
+    oneeuro_min_cutoff: float = 2.0
+    oneeuro_beta: float = 20.0
     oneeuro_d_cutoff: float = 1.0
 
     def __post_init__(self) -> None:

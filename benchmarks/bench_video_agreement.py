@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -46,35 +47,41 @@ def load_labels(path: Path) -> dict[int, list[dict]]:
 
 def score_run(path: Path, labels: dict[int, list[dict]], args: argparse.Namespace) -> dict[str, float]:
     """Mean agreement of one JSON Lines run with the labels, over matched people."""
+    with path.open() as lines:
+        return score_frames((json.loads(line) for line in lines), labels, args)
+
+
+def score_frames(
+    frames: Iterable[dict], labels: dict[int, list[dict]], args: argparse.Namespace
+) -> dict[str, float]:
+    """Mean agreement of a run's frames (the JSON Lines records) with the labels, over matched people."""
     rows: dict[str, list[float]] = {"all": [], "arms": [], "legs": [], "legs drawn": []}
     matched = total = 0
-    with path.open() as lines:
-        for line in lines:
-            frame = json.loads(line)
-            candidates = labels.get(int(frame["frame"]), [])
-            total += len(frame["people"])
-            if not candidates:
+    for frame in frames:
+        candidates = labels.get(int(frame["frame"]), [])
+        total += len(frame["people"])
+        if not candidates:
+            continue
+        theirs = box_xywh_to_xyxy(np.array([c["bbox"] for c in candidates]))
+        for person in frame["people"]:
+            ious = box_iou(box_xywh_to_xyxy(np.array(person["bbox"])), theirs)[0]
+            if ious.max() < args.iou:
                 continue
-            theirs = box_xywh_to_xyxy(np.array([c["bbox"] for c in candidates]))
-            for person in frame["people"]:
-                ious = box_iou(box_xywh_to_xyxy(np.array(person["bbox"])), theirs)[0]
-                if ious.max() < args.iou:
-                    continue
-                matched += 1
-                label = candidates[int(np.argmax(ious))]
-                ref = np.asarray(label["keypoints"], dtype=np.float64).reshape(17, 3)
-                ours = np.asarray(person["keypoints"], dtype=np.float64).reshape(17, 3)
-                terms = oks_terms(
-                    ((ours[:, :2] - ref[:, :2]) ** 2).sum(axis=1), label["bbox"][2] * label["bbox"][3]
-                )
-                counted = ref[:, 2] >= args.min_score
-                for name, joints in (("all", list(range(17))), ("arms", ARMS), ("legs", LEGS)):
-                    mask = np.zeros(17, bool)
-                    mask[joints] = True
-                    mask &= counted
-                    if mask.any():
-                        rows[name].append(float(terms[mask].mean()))
-                rows["legs drawn"].append(float((ours[LEGS, 2] >= args.draw_threshold).mean()))
+            matched += 1
+            label = candidates[int(np.argmax(ious))]
+            ref = np.asarray(label["keypoints"], dtype=np.float64).reshape(17, 3)
+            ours = np.asarray(person["keypoints"], dtype=np.float64).reshape(17, 3)
+            terms = oks_terms(
+                ((ours[:, :2] - ref[:, :2]) ** 2).sum(axis=1), label["bbox"][2] * label["bbox"][3]
+            )
+            counted = ref[:, 2] >= args.min_score
+            for name, joints in (("all", list(range(17))), ("arms", ARMS), ("legs", LEGS)):
+                mask = np.zeros(17, bool)
+                mask[joints] = True
+                mask &= counted
+                if mask.any():
+                    rows[name].append(float(terms[mask].mean()))
+            rows["legs drawn"].append(float((ours[LEGS, 2] >= args.draw_threshold).mean()))
     result = {name: float(np.mean(values)) if values else float("nan") for name, values in rows.items()}
     result["matched"] = matched
     result["people"] = total

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from sdpose_core.data import CocoKeypointDataset
 
@@ -295,3 +296,52 @@ def test_video_agreement_benchmark_scores_matched_people_only(tmp_path: Path) ->
     assert same["matched"] == 1 and same["people"] == 2
     assert same["all"] == 1.0 and same["legs drawn"] == 1.0
     assert 0.0 < shifted["all"] < 0.9 and shifted["legs drawn"] == 0.0
+
+
+def test_smoothing_benchmark_replays_the_trackers_smoother(tmp_path: Path, shared_dir: Path) -> None:
+    """The replay of a `--smoothing none` run gives what the tracker itself draws with the default
+    filter (so its figures are the app's), the filter shakes less than raw, and raw YOLO keypoints
+    agree fully with themselves."""
+    from app.exporters.jsonl import JsonlWriter
+    from app.tracker import Tracker, TrackerConfig
+    from app.types import Frame, FrameResult
+
+    bench = _load("bench_smoothing")
+    labels_path = shared_dir / "data" / "pseudo_labels" / "sports2d_demo.yolo11n-pose.json"
+    labels = bench.load_labels(labels_path)
+    frames = []
+    for i in range(60):
+        dets = labels.get(i, [])
+        xywh = np.array([d["bbox"] for d in dets], np.float32).reshape(-1, 4)
+        kpts = np.array([d["keypoints"] for d in dets], np.float32).reshape(-1, 17, 3)
+        frames.append(
+            FrameResult(
+                frame=Frame(
+                    i, i * 0.04, np.zeros((4, 4, 3), np.uint8), "sports2d_demo"
+                ),  # times the file keeps exactly
+                boxes=np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1),
+                box_scores=np.array([d["score"] for d in dets], np.float32),
+                keypoints=kpts[..., :2].copy(),
+                kpt_scores=kpts[..., 2].copy(),
+            )
+        )
+    config = TrackerConfig.load()
+    raw_path = tmp_path / "raw.jsonl"
+    writer = JsonlWriter(raw_path)
+    raw_tracker, smooth_tracker = Tracker(config, smoothing="none"), Tracker(config)
+    drawn = []
+    for frame in frames:
+        writer.write(raw_tracker.update(frame))
+        drawn.append(smooth_tracker.update(frame))
+    writer.close()
+
+    raw = bench.read_run(raw_path)
+    replayed = bench.smoothed(raw, config.smoothing)
+    for ours, theirs in zip(replayed, drawn, strict=True):
+        xy = np.array([p["keypoints"] for p in ours["people"]]).reshape(-1, 17, 3)[..., :2]
+        np.testing.assert_allclose(xy, theirs.keypoints, atol=0.05)  # the file rounds (2-4 decimals)
+    assert bench.jitter(replayed, raw, 0.3) < 0.8 * bench.jitter(raw, raw, 0.3)
+    args = argparse.Namespace(iou=0.5, min_score=0.5, draw_threshold=0.3)
+    assert bench.score_frames(raw, labels, args)["all"] == pytest.approx(1.0)
+    assert bench.main([str(raw_path), "--labels", str(labels_path), "--setting", "kalman:0.5"]) == 0
+    assert bench.main([str(raw_path), "--labels", str(labels_path), "--setting", "kalmann"]) == 2

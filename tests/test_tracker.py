@@ -241,21 +241,26 @@ def test_vtest_no_switch_on_unambiguous_links(videos):
 
 @pytest.mark.parametrize("kind", ["kalman", "oneeuro"])
 @pytest.mark.parametrize("name", list(FPS))
-def test_smoothing_cuts_jitter_and_stays_close(videos, name, kind):
-    """Jitter (mean frame-to-frame acceleration / box height) must fall to <= 0.6x raw.
+def test_smoothing_steadies_the_skeleton_without_trailing_it(videos, name, kind):
+    """The default filters must steady the joints (mean frame-to-frame acceleration / box height
+    below raw: <= 0.95x, and <= 0.8x on sports2d, the 30 FPS clip with the most motion) and stay
+    on them (mean |smoothed - raw| <= 0.02 box heights).
 
-    The raw figure mixes detector noise with real limb acceleration (walking ankles at 10 fps),
-    so a causal filter cannot remove all of it; 0.6x asks for a clear cut of at least 40 %.
-    Closeness: mean |smoothed - raw| <= 0.06 box heights. For a box about 0.4 h wide, OKS of a hip
-    (k = 0.214) displaced by 0.06 h is exp(-0.06^2 / (2 * 0.4 * 0.214^2)) = 0.91, so the lag the
-    filter adds costs under 10 % OKS on the big joints. Measured at the default strength
-    (jitter ratio / mean offset): vtest kalman 0.53 / 0.015, oneeuro 0.53 / 0.037; sports2d
-    kalman 0.29 / 0.045, oneeuro 0.35 / 0.041; one-by-one kalman 0.54 / 0.005, oneeuro 0.46 / 0.009.
+    The lag bound is what users saw: the first defaults (Kalman 1.0 person sizes/s^2, One-Euro
+    1 Hz / beta 1) trailed sports2d's moving limbs by 0.044 / 0.041 box heights here, and on our
+    own model's poses cost 0.09 / 0.105 agreement with YOLO11n-pose read frame by frame (the
+    walker's legs in the README's window picture stopped at her knee;
+    benchmarks/bench_smoothing.py). Measured at the tuned defaults (jitter ratio / mean offset):
+    vtest kalman 0.91 / 0.003, oneeuro 0.89 / 0.005; sports2d kalman 0.55 / 0.011, oneeuro
+    0.77 / 0.008; one-by-one kalman 0.90 / 0.001, oneeuro 0.77 / 0.002. The input here is
+    YOLO's own keypoints (at 960 px, steadier than ours: on our poses Kalman cuts the shake 43 %
+    on sports2d).
     """
     raw_j, _ = jitter_and_offset(videos[name]["none"], videos[name]["none"])
     j, offset = jitter_and_offset(videos[name][kind], videos[name]["none"])
-    assert j <= 0.6 * raw_j, f"{name}/{kind}: jitter {j:.4f} vs raw {raw_j:.4f}"
-    assert offset <= 0.06, f"{name}/{kind}: mean offset {offset:.4f} box heights"
+    most = 0.8 if name == "sports2d_demo" else 0.95
+    assert j <= most * raw_j, f"{name}/{kind}: jitter {j:.4f} vs raw {raw_j:.4f}"
+    assert offset <= 0.02, f"{name}/{kind}: mean offset {offset:.4f} box heights"
 
 
 @pytest.mark.parametrize("kind", ["kalman", "oneeuro"])
