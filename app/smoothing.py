@@ -46,6 +46,7 @@ SMOOTHING_KINDS: tuple[str, ...] = get_args(SmoothingKind)
 NUM_JOINTS = 17
 _MIN_SCALE = 1.0  # pixels; guards against a degenerate (single-point) person
 _MAX_DT = 1.0  # seconds; a longer step is treated as this, so covariances stay bounded
+_TIME_TOLERANCE = 1e-6  # seconds; time differences closer than this to a limit count as equal
 
 
 @dataclass
@@ -88,10 +89,13 @@ class SmoothingConfig:
             "oneeuro_d_cutoff",
             "joint_timeout_s",
         ):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.oneeuro_beta < 0:
-            raise ValueError(f"oneeuro_beta must be >= 0, got {self.oneeuro_beta}")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        if not (math.isfinite(self.oneeuro_beta) and self.oneeuro_beta >= 0):
+            raise ValueError(f"oneeuro_beta must be a finite number >= 0, got {self.oneeuro_beta}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {self.min_score}")
 
 
 def strength_gain(strength: float) -> float:
@@ -103,6 +107,14 @@ def strength_gain(strength: float) -> float:
     """
     s = min(max(float(strength), 0.0), 1.0)
     return 10.0 ** (2.0 * (0.5 - s))
+
+
+def _unseen_too_long(gap: np.ndarray, timeout_s: float) -> np.ndarray:
+    """Joints whose time since their last confident observation exceeds `timeout_s`. A gap of
+    exactly the timeout (5 frames at 10 FPS for 0.5 s) is not too long, whatever the clock's
+    last bits say: frame times from a video decoder and from a file rounded to milliseconds then
+    decide alike."""
+    return gap > timeout_s + _TIME_TOLERANCE
 
 
 def _person_scale(keypoints: np.ndarray, valid: np.ndarray) -> float | None:
@@ -196,7 +208,7 @@ class KalmanSmoother(KeypointSmoother):
             first = np.isneginf(state.last_seen).all()
             state.scale = scale if first else 0.8 * state.scale + 0.2 * scale
 
-        stale = (t - state.last_seen) > cfg.joint_timeout_s
+        stale = _unseen_too_long(t - state.last_seen, cfg.joint_timeout_s)
         reinit = valid & stale
         for j in np.flatnonzero(reinit):
             self._init_joint(state, int(j), kpts[j])
@@ -207,7 +219,7 @@ class KalmanSmoother(KeypointSmoother):
 
         x = state.kf.x[:, 0]
         out = np.stack([x[0::4], x[2::4]], axis=1)
-        lost = (t - state.last_seen) > cfg.joint_timeout_s  # never seen, or gone too long
+        lost = _unseen_too_long(t - state.last_seen, cfg.joint_timeout_s)  # never seen, or gone too long
         out[lost] = kpts[lost]
         return out.astype(np.float32)
 
@@ -292,7 +304,7 @@ class OneEuroSmoother(KeypointSmoother):
             state.scale = scale if np.isneginf(state.last_seen).all() else 0.8 * state.scale + 0.2 * scale
 
         gap = t - state.last_seen
-        reinit = valid & (gap > cfg.joint_timeout_s)
+        reinit = valid & _unseen_too_long(gap, cfg.joint_timeout_s)
         state.x[reinit] = kpts[reinit]
         state.dx[reinit] = 0.0
 
@@ -311,7 +323,7 @@ class OneEuroSmoother(KeypointSmoother):
         state.last_seen[valid] = t
 
         out = state.x.copy()
-        lost = (t - state.last_seen) > cfg.joint_timeout_s
+        lost = _unseen_too_long(t - state.last_seen, cfg.joint_timeout_s)
         out[lost] = kpts[lost]
         return out.astype(np.float32)
 

@@ -45,7 +45,7 @@ from sdpose_core.config import CONFIG_DIR, from_dict, load_yaml
 from sdpose_core.geometry import box_areas, box_intersections, box_iou
 from sdpose_core.keypoints import oks_terms
 
-__all__ = ["TrackerConfig", "Track", "Tracked", "Tracker", "oks_matrix"]
+__all__ = ["TrackerConfig", "Track", "Tracked", "Tracker", "increasing_time", "oks_matrix"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,14 @@ class Track:
         """Box (4,) and keypoints (17, 2) moved by the box velocity to time `t`."""
         shift = self.velocity * max(t - self.last_seen, 0.0)
         return self.box + np.tile(shift, 2), self.keypoints + shift
+
+
+def increasing_time(timestamp: float, last: float | None, fallback_dt: float) -> float:
+    """A frame's time in seconds as the tracker and its smoother take it: `timestamp`, or `last`
+    plus `fallback_dt` where it does not come after `last` (a stuck or rewound clock), so every
+    step is forward."""
+    t = float(timestamp)
+    return last + fallback_dt if last is not None and t <= last else t
 
 
 def oks_matrix(
@@ -260,11 +268,8 @@ class Tracker:
 
     def _frame_time(self, timestamp: float) -> float:
         """Frame time in seconds, forced to increase so dt > 0 even with a stuck camera clock."""
-        t = float(timestamp)
-        if self._last_t is not None and t <= self._last_t:
-            t = self._last_t + self.config.fallback_dt
-        self._last_t = t
-        return t
+        self._last_t = increasing_time(timestamp, self._last_t, self.config.fallback_dt)
+        return self._last_t
 
     def _expire(self, t: float) -> None:
         alive = []

@@ -494,3 +494,13 @@ def test_make_smoother_and_config():
         from_dict(TrackerConfig, {"max_age": 1.0})
     with pytest.raises(ConfigError):
         from_dict(TrackerConfig, {"smoothing": {"kind": "median"}})
+
+
+@pytest.mark.parametrize(
+    "bad", [{"kalman_accel_std": float("nan")}, {"oneeuro_beta": float("inf")}, {"min_score": 1.5}]
+)
+def test_smoothing_config_refuses_values_that_would_switch_the_filter_off(bad):
+    """NaN slips through `<= 0` checks: a NaN noise level printed NaN joints, a NaN min_score fed
+    no joint to the filter. Every value must be a real number in its range."""
+    with pytest.raises(ValueError):
+        SmoothingConfig(**bad)
