@@ -253,7 +253,7 @@ def test_smoothing_steadies_the_skeleton_without_trailing_it(videos, name, kind)
     benchmarks/bench_smoothing.py). Measured at the tuned defaults (jitter ratio / mean offset):
     vtest kalman 0.91 / 0.003, oneeuro 0.89 / 0.005; sports2d kalman 0.55 / 0.011, oneeuro
     0.77 / 0.008; one-by-one kalman 0.90 / 0.001, oneeuro 0.77 / 0.002. The input here is
-    YOLO's own keypoints (at 960 px, steadier than ours: on our poses Kalman cuts the shake 43 %
+    YOLO's own keypoints (at 960 px, steadier than ours: on our poses Kalman cuts the shake 45 %
     on sports2d).
     """
     raw_j, _ = jitter_and_offset(videos[name]["none"], videos[name]["none"])
