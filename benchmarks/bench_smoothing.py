@@ -118,11 +118,11 @@ def read_run(path: Path) -> list[dict]:
     return frames
 
 
-def smoothed(frames: list[dict], config: SmoothingConfig) -> list[dict]:
+def smoothed(frames: list[dict], config: SmoothingConfig, fallback_dt: float) -> list[dict]:
     """`frames` with each person's keypoints passed through a fresh smoother of `config`, one
-    `update` per person and frame with the frame's time, as `app.tracker.Tracker` does."""
+    `update` per person and frame with the frame's time, as `app.tracker.Tracker` does (with its
+    `fallback_dt`, `TrackerConfig`'s, for a clock that does not move forward)."""
     smoother = make_smoother(config=config)
-    fallback_dt = TrackerConfig.load().fallback_dt
     out = []
     t: float | None = None
     for frame in frames:
@@ -185,13 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         if not path.is_file():
             print(f"error: {path} not found", file=sys.stderr)
             return 2
-    base = TrackerConfig.load().smoothing
+    tracker = TrackerConfig.load()
     try:
-        settings = [Setting.parse(text, base) for text in args.setting or DEFAULT_SETTINGS]
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
+        settings = [Setting.parse(text, tracker.smoothing) for text in args.setting or DEFAULT_SETTINGS]
         raw = read_run(args.run)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -203,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.run.name}: {len(raw)} frames; agreement against {args.labels.name} (not ground truth)")
     print(f"{'setting':60} | jitter % | agreement all | arms  | legs ")
     for setting in settings:
-        frames = smoothed(raw, setting.config)
+        frames = smoothed(raw, setting.config, tracker.fallback_dt)
         r = score_frames(frames, labels, agreement_args)
         shake = jitter(frames, raw, args.min_score)
         figures = f"{r['all']:.3f} | {r['arms']:.3f} | {r['legs']:.3f}"

@@ -334,7 +334,8 @@ def _replay_error(bench, path: Path, drawn) -> np.ndarray:
     """Per joint: distance between the replay of `path` with the default filter and `drawn`."""
     from app.tracker import TrackerConfig
 
-    replayed = bench.smoothed(bench.read_run(path), TrackerConfig.load().smoothing)
+    config = TrackerConfig.load()
+    replayed = bench.smoothed(bench.read_run(path), config.smoothing, config.fallback_dt)
     errors = []
     for ours, theirs in zip(replayed, drawn, strict=True):
         xy = np.array([p["keypoints"] for p in ours["people"]]).reshape(-1, 17, 3)[..., :2]
