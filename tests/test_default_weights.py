@@ -24,10 +24,11 @@ WEIGHTS = DEFAULT_WEIGHTS["sdpose_t"]
 # between neighbouring checkpoints (0.546 -> 0.524 -> 0.517 over stages 18-20, 0.584 -> 0.569 at
 # stage 24, 0.698 -> 0.664 at stage 30, 0.671 -> 0.641 at stage 33, 0.695 -> 0.683 at stage 36's
 # epoch 24, while the LSPET validation and most bench figures rose), so the bound is 0.655:
-# 0.037 under this bundle, just over that largest swing (0.034), and under every bundle after
-# stage 27's epoch 24 but stage 33's (0.659-0.698); stage 33's (0.641), stage 27's epoch 24
-# (0.640) and every one before it (0.608 and below) fail it. Broken, random or stale weights fail
-# it, thread-count and backend noise (under 0.001 here) does not.
+# 0.037 under this bundle, just over the largest drop between neighbouring checkpoints (0.034,
+# stage 30), and under every bundle after stage 27's epoch 24 but stage 33's (0.659-0.698);
+# stage 33's (0.641), stage 27's epoch 24 (0.640) and every one before it (0.608 and below) fail
+# it. Broken, random or early (stage 27 and before) weights fail it, thread-count and backend
+# noise (under 0.001 here) does not.
 MIN_MEAN_OKS = 0.655
 
 
