@@ -8,11 +8,12 @@ confident joints, widened by `pad` a side, frames the person the way the trainin
 the second pass reads them there. It costs a second forward pass for each refined person.
 
 Measured (`benchmarks/bench_accuracy.py --refine`, LSPET's validation athletes with the whole
-image as the box, PCK@0.2): the stage-28 bundle of SDPose-T 0.303 -> 0.409 (stage 38 epoch
-39's 0.395 -> 0.509), its teacher MoveNet Thunder 0.340 -> 0.454 with the same rule: the gain is
-the pipeline's, for any top-down model. Boxes that already fit are left alone (`max_area`):
-redrawing them from a weak model's joints cost the stage-28 bundle 0.707 -> 0.694 mean OKS on
-the 41 held-out people with labelled boxes; with the rule, 0.701 (one loose box).
+image as the box, PCK@0.2): the stage-28 bundle of SDPose-T 0.303 -> 0.409 (the current
+bundle's figure is in the README's `--refine` bullet), its teacher MoveNet Thunder 0.340 -> 0.454
+with the same rule: the gain is the pipeline's, for any top-down model. Boxes that already fit
+are left alone (`max_area`): redrawing them from a weak model's joints cost the stage-28 bundle
+0.707 -> 0.694 mean OKS on the 41 held-out people with labelled boxes; with the rule, 0.701 (one
+loose box).
 Off by default: the app's detector boxes fit, and a video's frame rate is worth more; the
 window's "Refine loose boxes" checkbox switches it live (`PosePipeline.set_refine`).
 """
