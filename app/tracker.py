@@ -14,6 +14,12 @@ Design (after comparing the trackers of Ultralytics, rtmlib and others):
   dependency. Infeasible pairs are priced far above any real cost before solving, so the solver
   prefers feasible pairs, and any that remain in the answer are dropped. Matrices here are
   a few tens of rows, so speed does not matter.
+* Tracks the first assignment leaves unmatched get a second one against their *last observed*
+  box and keypoints, unmoved (OC-SORT's observation-centric recovery): a box clipped at the
+  frame edge, or carried through a detector's gap, gives a velocity that is not the person's,
+  and a few frames of it move the prediction off them. On the demo clip the walker leaving at
+  the left edge keeps her id this way where the moved prediction had drifted about 100 px out of
+  the frame; on vtest and one-by-one every frame's ids stayed the same (`rematch_last_seen`).
 * Unmatched tracks coast (not output) for `max_age_s` seconds, then are deleted; ids come from a
   counter that only grows, so an id is never reused within a run (rtmlib#74).
 * An unmatched detection starts a track unless its box score is below `new_track_min_score` or
@@ -66,6 +72,8 @@ class TrackerConfig:
         duplicate_overlap: an unmatched detection whose intersection with an already kept
             detection covers this fraction of the smaller box is a duplicate (>1 disables).
         velocity_smoothing: EMA weight of the newest box velocity (1 = last step only).
+        rematch_last_seen: tracks left unmatched get a second assignment against their last
+            observed box and keypoints (not moved by the velocity), same gates.
         fallback_dt: seconds assumed between frames whose timestamps do not increase.
         smoothing: keypoint smoother settings (`kind`, `strength`, filter parameters).
     """
@@ -79,6 +87,7 @@ class TrackerConfig:
     new_track_min_score: float = 0.15
     duplicate_overlap: float = 0.8
     velocity_smoothing: float = 0.5
+    rematch_last_seen: bool = True
     fallback_dt: float = 0.033
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
 
@@ -232,6 +241,19 @@ class Tracker:
             t, [self._tracks[i] for i in free_t], boxes[free_d], kpts[free_d], kscores[free_d]
         )
         pairs += [(free_t[ti], int(free_d[di])) for ti, di in found]
+        if self.config.rematch_last_seen:
+            taken_t, taken_d = {ti for ti, _ in found}, {di for _, di in found}
+            left_t = [ti for i, ti in enumerate(free_t) if i not in taken_t]
+            left_d = np.array([d for i, d in enumerate(free_d) if i not in taken_d], dtype=np.int64)
+            again = self._match(
+                t,
+                [self._tracks[i] for i in left_t],
+                boxes[left_d],
+                kpts[left_d],
+                kscores[left_d],
+                moved=False,
+            )
+            pairs += [(left_t[ti], int(left_d[di])) for ti, di in again]
         keep: list[int] = []
         ids: list[int] = []
         for ti, di in pairs:
@@ -295,13 +317,20 @@ class Tracker:
         return pairs
 
     def _match(
-        self, t: float, tracks: list[Track], boxes: np.ndarray, kpts: np.ndarray, kscores: np.ndarray
+        self,
+        t: float,
+        tracks: list[Track],
+        boxes: np.ndarray,
+        kpts: np.ndarray,
+        kscores: np.ndarray,
+        moved: bool = True,
     ) -> list[tuple[int, int]]:
-        """Hungarian assignment of `tracks` to detections; returns (index in tracks, detection index)."""
+        """Hungarian assignment of `tracks` to detections, each track at its prediction for `t`
+        (`moved`) or where it was last seen; returns (index in tracks, detection index)."""
         if not tracks or len(boxes) == 0:
             return []
         cfg = self.config
-        preds = [tr.predict(t) for tr in tracks]
+        preds = [tr.predict(t if moved else tr.last_seen) for tr in tracks]
         pboxes = np.stack([p[0] for p in preds])
         pkpts = np.stack([p[1] for p in preds])
         pscores = np.stack([tr.kpt_scores for tr in tracks])

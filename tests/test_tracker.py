@@ -404,6 +404,30 @@ def test_carried_person_keeps_their_id_without_matching():
     assert after.track_ids.tolist() == gone.track_ids.tolist(), "a rejected call changes nothing"
 
 
+@pytest.mark.parametrize("rematch", [True, False])
+def test_person_at_the_frame_edge_keeps_their_id_after_a_gap(rematch):
+    """A walker leaving at the left edge: her clipped box shrinks 25 px a frame (a centre
+    velocity that is not hers, as she is half out of the frame), and after 4 unseen frames the
+    moved prediction lies wholly outside the frame. The detection that finds her again where she
+    was last seen keeps her id (`rematch_last_seen`, OC-SORT's second look at the last
+    observation); without it she gets a new id, as on the demo clip before."""
+    rng = np.random.default_rng(5)
+    cfg = dataclasses.replace(TrackerConfig.load(), rematch_last_seen=rematch)
+    tracker = Tracker(cfg, smoothing="kalman")
+    ids = []
+    for i in range(6):  # her box's left side held at x = 0 while its right side moves left
+        box, kpts, scores = person(110 - 25 * i, 300, 300, rng)
+        box[0] = 0.0
+        ids += tracker.update(frame_result(i, i / 30, [(box, kpts, scores)])).track_ids.tolist()
+    for i in range(6, 10):  # unseen: the pose model lost her, the detector had not run
+        tracker.update(frame_result(i, i / 30, []))
+    box, kpts, scores = person(-10, 300, 300, rng)  # found again, about where she was last seen
+    box[0] = 0.0
+    back = tracker.update(frame_result(10, 10 / 30, [(box, kpts, scores)])).track_ids.tolist()
+    assert len(set(ids)) == 1
+    assert (back == ids[:1]) == rematch
+
+
 def test_empty_frames():
     tracker = Tracker(TrackerConfig.load())
     for i in range(3):
