@@ -18,8 +18,9 @@ Design (after comparing the trackers of Ultralytics, rtmlib and others):
   box and keypoints, unmoved (OC-SORT's observation-centric recovery): a box clipped at the
   frame edge, or carried through a detector's gap, gives a velocity that is not the person's,
   and a few frames of it move the prediction off them. On the demo clip the walker leaving at
-  the left edge keeps her id this way where the moved prediction had drifted about 100 px out of
-  the frame; on vtest and one-by-one every frame's ids stayed the same (`rematch_last_seen`).
+  the left edge keeps her id this way where the moved prediction had drifted three quarters
+  out of the frame; on vtest and one-by-one every frame's ids stayed the same
+  (`rematch_last_seen`).
 * Unmatched tracks coast (not output) for `max_age_s` seconds, then are deleted; ids come from a
   counter that only grows, so an id is never reused within a run (rtmlib#74).
 * An unmatched detection starts a track unless its box score is below `new_track_min_score` or
