@@ -236,25 +236,14 @@ class Tracker:
         bscores = np.asarray(result.box_scores, dtype=np.float64).reshape(-1)
 
         pairs = self._match_hinted(hint_ids)
-        free_t = sorted(set(range(len(self._tracks))) - {ti for ti, _ in pairs})
-        free_d = np.array(sorted(set(range(len(boxes))) - {di for _, di in pairs}), dtype=np.int64)
-        found = self._match(
-            t, [self._tracks[i] for i in free_t], boxes[free_d], kpts[free_d], kscores[free_d]
-        )
-        pairs += [(free_t[ti], int(free_d[di])) for ti, di in found]
-        if self.config.rematch_last_seen:
-            taken_t, taken_d = {ti for ti, _ in found}, {di for _, di in found}
-            left_t = [ti for i, ti in enumerate(free_t) if i not in taken_t]
-            left_d = np.array([d for i, d in enumerate(free_d) if i not in taken_d], dtype=np.int64)
-            again = self._match(
-                t,
-                [self._tracks[i] for i in left_t],
-                boxes[left_d],
-                kpts[left_d],
-                kscores[left_d],
-                moved=False,
+        # First at each track's moved prediction; then, for what is left, where it was last seen.
+        for moved in (True, False) if self.config.rematch_last_seen else (True,):
+            free_t = sorted(set(range(len(self._tracks))) - {ti for ti, _ in pairs})
+            free_d = np.array(sorted(set(range(len(boxes))) - {di for _, di in pairs}), dtype=np.int64)
+            found = self._match(
+                t, [self._tracks[i] for i in free_t], boxes[free_d], kpts[free_d], kscores[free_d], moved
             )
-            pairs += [(left_t[ti], int(left_d[di])) for ti, di in again]
+            pairs += [(free_t[ti], int(free_d[di])) for ti, di in found]
         keep: list[int] = []
         ids: list[int] = []
         for ti, di in pairs:
