@@ -34,6 +34,7 @@ from sdpose_core.cli import ArgumentParser, describe_error, interrupt_exit_code,
 from sdpose_core.config import ConfigError
 from sdpose_core.errors import EXPECTED_ERRORS
 from sdpose_core.models import VARIANT_NAMES
+from sdpose_core.progress import meter
 
 __all__ = ["main", "build_parser", "DEMO_CLIP"]
 
@@ -227,13 +228,11 @@ def _loop(pipeline: PosePipeline, stream, writers, source, args) -> tuple[RunSta
     A file's next frames are decoded on a thread while this one poses (a camera or stream has
     its own reader already), and results are written on another, in order (`app.overlap`);
     every result handed over is written before the outputs close, also after Ctrl-C."""
-    from tqdm import tqdm
-
     total = source.frame_count
     if args.max_frames and total:
         total = min(total, args.max_frames)
     stats = RunStats()
-    bar = tqdm(total=total, unit="frame", disable=args.no_progress, dynamic_ncols=True, file=sys.stderr)
+    bar = meter(total, unit="frame", enabled=not args.no_progress)
     end = RunEnd()
 
     def write(result) -> None:  # on the writer thread; `stats` counts what is written

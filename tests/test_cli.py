@@ -70,6 +70,9 @@ def test_jsonl_and_video_outputs(tmp_path, capsys, weights, shared_dir):
     cap.release()
     summary = [line for line in err.splitlines() if line.startswith("done:")]
     assert summary and "12 frames" in summary[0] and "FPS" in summary[0] and "pose" in summary[0]
+    # stderr here is no terminal, as in a log file or a cluster job: the meter is whole lines
+    assert "\r" not in err, "no progress bar redrawn ten times a second into a log"
+    assert any("12/12" in line and "frame/s" in line for line in err.splitlines()), err
 
 
 def test_coco_and_openpose_formats(tmp_path, capsys, weights, shared_dir):

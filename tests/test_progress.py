@@ -1,4 +1,5 @@
-"""Long tools (labelling, compacting) say how far they have got in a log file, not only on a terminal."""
+"""Long runs (labelling, compacting, videos, batches) say how far they have got in a log file, not only on a
+terminal."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sdpose_core.progress import track
+from sdpose_core.progress import meter, track
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,6 +32,25 @@ def test_a_stopped_loop_logs_where_it_stopped(caplog):
             break
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "3/10" in lines[0], lines
+
+
+def test_a_meter_in_a_log_file_says_whole_lines_with_its_postfix(capsys):
+    bar = meter(3, unit="frame", interval=3600.0)  # pytest's stderr is no terminal, as a log file
+    for _ in range(3):
+        bar.update(1)
+        bar.set_postfix(people=2)
+    bar.write("failed: a.mp4")
+    bar.close()
+    bar.close()  # closing twice says nothing more
+    err = capsys.readouterr().err
+    assert "\r" not in err, err  # no bar redrawn over itself
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0] == "failed: a.mp4", lines
+    assert all(part in lines[1] for part in ("100%", "3/3", "frame/s", "people=2")), lines
+    quiet = meter(3, enabled=False)  # --no-progress
+    quiet.update(3)
+    quiet.close()
+    assert capsys.readouterr().err == ""
 
 
 def test_compact_dataset_writes_progress_lines_into_its_log(tmp_path, shared_dir):

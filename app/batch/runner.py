@@ -9,7 +9,6 @@ Ctrl-C cancel little.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import ray
 from app.batch.manifest import Manifest, ManifestRow
 from app.batch.progress import ProgressBoard
 from app.batch.task import PipelineSpec, VideoJob, VideoResult, one_line, run_video
+from sdpose_core.progress import meter
 
 __all__ = ["BatchRun", "RunTotals", "TASK_RETRIES"]
 
@@ -168,11 +168,7 @@ class BatchRun:
     def run(self, progress: bool) -> RunTotals:
         """Process every job; rows and the manifest are updated as tasks start and finish, and
         on Ctrl-C the tasks in flight are cancelled."""
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=len(self.queue), unit="video", disable=not progress, dynamic_ncols=True, file=sys.stderr
-        )
+        bar = meter(len(self.queue), unit="video", enabled=progress)
         try:
             while self.queue or self.inflight:
                 self.submit()

@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MINUTES",
         help="compress the recipe's schedule to end within this time (measured after two epochs)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar: a log line every log_interval steps (the default where stderr is a file)",
+    )
     return p
 
 
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         args.resume,
         args.init_weights,
         args.max_steps_per_epoch,
-        show_progress=not args.no_progress,
+        show_progress=not args.no_progress and sys.stderr.isatty(),  # a bar in a log file: redraws
         cpu_amp=args.cpu_amp,
         compile_model=args.compile,
     )
