@@ -16,8 +16,8 @@ WEIGHTS = DEFAULT_WEIGHTS["sdpose_t"]
 # Mean OKS of the bundled model on coco_sample's 12 human-labelled people (never trained on) was
 # 0.704 when the weights were bundled (stage 42 epoch 19, chosen on the LSPET validation set; it
 # also scores above stage 41's epoch 13 on the LSPET bench with the whole image, joint and
-# detector boxes, and level with it on all 41 held-out people, 0.732); the bundles before
-# scored 0.709, 0.705, 0.707, 0.702, 0.692, 0.684, 0.683, 0.695, 0.689, 0.666, 0.659, 0.641,
+# detector boxes, and level with its mean OKS on all 41 held-out people, 0.732); the bundles
+# before scored 0.709, 0.705, 0.707, 0.702, 0.692, 0.684, 0.683, 0.695, 0.689, 0.666, 0.659, 0.641,
 # 0.671, 0.664, 0.698, 0.674, 0.684, 0.674, 0.640, 0.608, 0.584, 0.581, 0.569, 0.584, 0.562,
 # 0.534, 0.517, 0.524, 0.546, 0.530, 0.495, 0.501, 0.516, 0.502, 0.481, 0.428, 0.436, 0.385,
 # 0.328, 0.322, 0.312, 0.262 and 0.202, and putting every joint at the box centre scores 0.096.
