@@ -13,7 +13,10 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 __all__ = ["LOG_INTERVAL_S", "LineMeter", "meter", "track"]
 
@@ -94,7 +97,7 @@ def meter(
     initial: int = 0,
     interval: float = LOG_INTERVAL_S,
     emit: Callable[[str], None] | None = None,
-):
+) -> tqdm | LineMeter:
     """A progress meter: tqdm's bar on a terminal, `LineMeter` lines (to stderr, or `emit`) where
     stderr is a file, and a silent tqdm when not `enabled` (`--no-progress`)."""
     from tqdm import tqdm
