@@ -8,6 +8,7 @@ end, so a log says how far a run has got, how fast it goes and how long it still
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -38,25 +39,17 @@ class LineMeter:
         *,
         desc: str = "",
         unit: str = "it",
-        initial: int = 0,
         interval: float = LOG_INTERVAL_S,
         emit: Callable[[str], None] | None = None,
     ) -> None:
         from tqdm import tqdm
 
         self._sink = open(os.devnull, "w")  # closed by close()
-        self._bar = tqdm(
-            total=total, desc=desc or None, unit=unit, initial=initial, file=self._sink, mininterval=interval
-        )
+        self._bar = tqdm(total=total, desc=desc or None, unit=unit, file=self._sink, mininterval=interval)
         self._emit = emit or _stderr_line
         self._interval = interval
         self._last = time.monotonic()
-        self._said = initial  # a resumed meter has nothing new to say until it moves
-        self._closed = False
-
-    @property
-    def n(self) -> int:
-        return self._bar.n
+        self._said = 0  # the count the last line said
 
     def update(self, n: int = 1) -> None:
         self._bar.update(n)
@@ -75,9 +68,6 @@ class LineMeter:
         self._emit(text)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
         if self._bar.n != self._said:  # where it ended or stopped, unless that was just said
             self._say()
         self._bar.close()
@@ -94,7 +84,6 @@ def meter(
     desc: str = "",
     unit: str = "it",
     enabled: bool = True,
-    initial: int = 0,
     interval: float = LOG_INTERVAL_S,
     emit: Callable[[str], None] | None = None,
 ) -> tqdm | LineMeter:
@@ -103,12 +92,10 @@ def meter(
     from tqdm import tqdm
 
     if not enabled:
-        return tqdm(total=total, initial=initial, disable=True)
+        return tqdm(total=total, disable=True)
     if sys.stderr.isatty():
-        return tqdm(
-            total=total, desc=desc or None, unit=unit, initial=initial, dynamic_ncols=True, file=sys.stderr
-        )
-    return LineMeter(total, desc=desc, unit=unit, initial=initial, interval=interval, emit=emit)
+        return tqdm(total=total, desc=desc or None, unit=unit, dynamic_ncols=True, file=sys.stderr)
+    return LineMeter(total, desc=desc, unit=unit, interval=interval, emit=emit)
 
 
 def track(
@@ -123,10 +110,8 @@ def track(
     """Yield ``items`` while showing progress: a tqdm bar on a terminal, log lines otherwise."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    if not enabled:
-        yield from items
-        return
-    bar = meter(total, desc=desc, unit=unit, interval=interval, emit=lambda line: logger.info("%s", line))
+    log_line = functools.partial(logger.info, "%s")  # the labelling tools' progress goes to their log
+    bar = meter(total, desc=desc, unit=unit, enabled=enabled, interval=interval, emit=log_line)
     try:
         for item in items:
             yield item

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         args.resume,
         args.init_weights,
         args.max_steps_per_epoch,
-        show_progress=not args.no_progress and sys.stderr.isatty(),  # a bar in a log file: redraws
+        show_progress=not args.no_progress,
         cpu_amp=args.cpu_amp,
         compile_model=args.compile,
     )

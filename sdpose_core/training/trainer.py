@@ -91,7 +91,8 @@ class Trainer:
                 torch.cuda.set_device(local_rank)
         self.device = _check_device(device)
         self.is_main = self.rank == 0
-        self.show_progress = show_progress and self.is_main
+        # A bar only on a terminal: in a log file it redraws; there the step lines say the same.
+        self.show_progress = show_progress and self.is_main and sys.stderr.isatty()
         self.use_amp = self.cfg.amp and (self.device.type == "cuda" or cpu_amp)
         if self.use_amp and self.device.type == "cpu" and cpu_has_native_bf16() is False and self.is_main:
             logger.warning(
