@@ -158,3 +158,28 @@ def test_pack_weights_halves_the_file_and_keeps_what_the_weights_are(tmp_path):
     assert load_checkpoint(fresh, dst).variant == "sdpose_t"
     for key, value in model.state_dict().items():
         assert torch.allclose(fresh.state_dict()[key].float(), value.float(), atol=1e-3, rtol=1e-3), key
+
+
+def test_pack_weights_raw_takes_the_optimisers_weights_not_their_average(tmp_path):
+    """--raw ships the weights the trainer's log scores as "raw" (they can lead the average once a
+    low rate has settled them); without it the average ships, and a checkpoint with no raw weights
+    says so instead of silently packing the average."""
+    from sdpose_core.checkpoint import TRAIN_WEIGHTS_KEY, read_checkpoint_file
+    from sdpose_core.errors import UserError
+    from sdpose_core.training.pack_weights import pack_weights
+
+    torch.manual_seed(0)
+    average, raw = build_model("sdpose_t"), build_model("sdpose_t")
+    src = save_checkpoint(tmp_path / "latest.pth", average, **{TRAIN_WEIGHTS_KEY: raw.state_dict()})
+    key = "keypoint_head.tokenpose.mlp_head.3.weight"
+    assert not torch.equal(average.state_dict()[key], raw.state_dict()[key])
+    packed_raw = read_checkpoint_file(pack_weights(src, tmp_path / "raw.pth", half=False, raw=True))
+    packed_avg = read_checkpoint_file(pack_weights(src, tmp_path / "avg.pth", half=False))
+    assert torch.equal(packed_raw["state_dict"][key], raw.state_dict()[key])
+    assert packed_raw["weights"] == "raw"
+    assert torch.equal(packed_avg["state_dict"][key], average.state_dict()[key])
+    assert packed_avg["weights"] == "weight average" and TRAIN_WEIGHTS_KEY not in packed_raw
+
+    plain = save_checkpoint(tmp_path / "plain.pth", average)
+    with pytest.raises(UserError, match="no raw weights"):
+        pack_weights(plain, tmp_path / "x.pth", raw=True)

@@ -5,6 +5,9 @@
 
 `--half` stores float16 tensors (half the size); `load_checkpoint` casts them back to the
 model's float32 on load. The recipe, epoch and metrics of the run are kept as metadata.
+A trainer's checkpoint holds two sets of weights, and the trainer's log scores both each epoch:
+the moving average (`state_dict`, packed by default) and the raw weights the optimiser was moving
+(`--raw`), which can score higher once a low learning rate has settled them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from sdpose_core.checkpoint import (
     OUR_FORMAT,
+    TRAIN_WEIGHTS_KEY,
     extract_state_dict,
     identify_variant,
     read_checkpoint_file,
@@ -29,8 +33,14 @@ __all__ = ["pack_weights"]
 KEEP = ("variant", "epoch", "iteration", "recipe", "metrics")
 
 
-def pack_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True, note: str = "") -> Path:
+def pack_weights(
+    src: str | os.PathLike, dst: str | os.PathLike, half: bool = True, note: str = "", raw: bool = False
+) -> Path:
     checkpoint = read_checkpoint_file(src)
+    if raw:
+        if not isinstance(checkpoint.get(TRAIN_WEIGHTS_KEY), dict):
+            raise UserError(f"{src} holds no raw weights ({TRAIN_WEIGHTS_KEY}): pack it without --raw")
+        checkpoint = {**checkpoint, "state_dict": checkpoint[TRAIN_WEIGHTS_KEY]}
     state, _ = extract_state_dict(checkpoint)
     variant = identify_variant(state)
     if variant is None:
@@ -41,7 +51,8 @@ def pack_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = Tr
     recipe = payload.get("recipe")
     if isinstance(recipe, dict) and "path" in recipe:  # runs from before recipes named it portably
         payload["recipe"] = {**recipe, "path": portable_recipe_path(recipe["path"])}
-    payload.update(variant=variant, state_dict=state, note=note, packed_from=Path(src).name)
+    weights = "raw" if raw else ("weight average" if TRAIN_WEIGHTS_KEY in checkpoint else "trained")
+    payload.update(variant=variant, state_dict=state, note=note, packed_from=Path(src).name, weights=weights)
     return save_payload(dst, payload)
 
 
@@ -53,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dst", required=True)
     parser.add_argument("--half", action="store_true", help="store float16 tensors")
     parser.add_argument("--note", default="", help="a sentence saying what the weights are")
+    parser.add_argument(
+        "--raw", action="store_true", help="pack the raw training weights instead of their moving average"
+    )
     args = parser.parse_args(argv)
     check_outputs({"--dst": args.dst}, {"--src": args.src})  # packing over --src would lose its optimiser
-    path = pack_weights(args.src, args.dst, args.half, args.note)
+    path = pack_weights(args.src, args.dst, args.half, args.note, raw=args.raw)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     return 0
 
