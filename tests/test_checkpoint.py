@@ -170,7 +170,10 @@ def test_pack_weights_raw_takes_the_optimisers_weights_not_their_average(tmp_pat
 
     torch.manual_seed(0)
     average, raw = build_model("sdpose_t"), build_model("sdpose_t")
-    src = save_checkpoint(tmp_path / "latest.pth", average, **{TRAIN_WEIGHTS_KEY: raw.state_dict()})
+    metrics = {"epoch": 23, "val": {"PCK": 0.41, "AP": 0.65}, "val_train_weights": {"PCK": 0.42, "AP": 0.66}}
+    src = save_checkpoint(
+        tmp_path / "latest.pth", average, metrics=metrics, **{TRAIN_WEIGHTS_KEY: raw.state_dict()}
+    )
     key = "keypoint_head.tokenpose.mlp_head.3.weight"
     assert not torch.equal(average.state_dict()[key], raw.state_dict()[key])
     packed_raw = read_checkpoint_file(pack_weights(src, tmp_path / "raw.pth", half=False, raw=True))
@@ -178,7 +181,12 @@ def test_pack_weights_raw_takes_the_optimisers_weights_not_their_average(tmp_pat
     assert torch.equal(packed_raw["state_dict"][key], raw.state_dict()[key])
     assert packed_raw["weights"] == "raw"
     assert torch.equal(packed_avg["state_dict"][key], average.state_dict()[key])
-    assert packed_avg["weights"] == "weight average" and TRAIN_WEIGHTS_KEY not in packed_raw
+    assert packed_avg["weights"] == "weight average" and packed_avg["metrics"] == metrics
+    # the packed file's validation score is the one of the weights it holds
+    assert packed_raw["metrics"]["val"] == {"PCK": 0.42, "AP": 0.66}
+    assert packed_raw["metrics"]["val_average"] == {"PCK": 0.41, "AP": 0.65}
+    repacked = read_checkpoint_file(pack_weights(tmp_path / "raw.pth", tmp_path / "again.pth"))
+    assert repacked["weights"] == "raw"  # packing a packed file keeps what it is
 
     plain = save_checkpoint(tmp_path / "plain.pth", average)
     with pytest.raises(UserError, match="no raw weights"):

@@ -33,14 +33,29 @@ __all__ = ["pack_weights"]
 KEEP = ("variant", "epoch", "iteration", "recipe", "metrics")
 
 
+def _with_raw_weights(checkpoint: dict, src: str | os.PathLike) -> dict:
+    """The checkpoint with its raw weights as `state_dict` and their validation score as `val`
+    (the trainer's `val` scored the average; it is kept as `val_average`)."""
+    if not isinstance(checkpoint.get(TRAIN_WEIGHTS_KEY), dict):
+        raise UserError(f"{src} holds no raw weights ({TRAIN_WEIGHTS_KEY}): pack it without --raw")
+    checkpoint = {**checkpoint, "state_dict": checkpoint[TRAIN_WEIGHTS_KEY]}
+    metrics = checkpoint.get("metrics")
+    if isinstance(metrics, dict) and "val_train_weights" in metrics:
+        rest = {k: v for k, v in metrics.items() if k not in ("val", "val_train_weights")}
+        checkpoint["metrics"] = {
+            **rest,
+            "val": metrics["val_train_weights"],
+            "val_average": metrics.get("val"),
+        }
+    return checkpoint
+
+
 def pack_weights(
     src: str | os.PathLike, dst: str | os.PathLike, half: bool = True, note: str = "", raw: bool = False
 ) -> Path:
     checkpoint = read_checkpoint_file(src)
     if raw:
-        if not isinstance(checkpoint.get(TRAIN_WEIGHTS_KEY), dict):
-            raise UserError(f"{src} holds no raw weights ({TRAIN_WEIGHTS_KEY}): pack it without --raw")
-        checkpoint = {**checkpoint, "state_dict": checkpoint[TRAIN_WEIGHTS_KEY]}
+        checkpoint = _with_raw_weights(checkpoint, src)
     state, _ = extract_state_dict(checkpoint)
     variant = identify_variant(state)
     if variant is None:
@@ -51,7 +66,11 @@ def pack_weights(
     recipe = payload.get("recipe")
     if isinstance(recipe, dict) and "path" in recipe:  # runs from before recipes named it portably
         payload["recipe"] = {**recipe, "path": portable_recipe_path(recipe["path"])}
-    weights = "raw" if raw else ("weight average" if TRAIN_WEIGHTS_KEY in checkpoint else "trained")
+    weights = (
+        "raw"
+        if raw
+        else checkpoint.get("weights", "weight average" if TRAIN_WEIGHTS_KEY in checkpoint else "trained")
+    )
     payload.update(variant=variant, state_dict=state, note=note, packed_from=Path(src).name, weights=weights)
     return save_payload(dst, payload)
 
