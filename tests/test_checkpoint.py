@@ -161,9 +161,9 @@ def test_pack_weights_halves_the_file_and_keeps_what_the_weights_are(tmp_path):
 
 
 def test_pack_weights_raw_takes_the_optimisers_weights_not_their_average(tmp_path):
-    """--raw ships the weights the trainer's log scores as "raw" (they can lead the average once a
-    low rate has settled them); without it the average ships, and a checkpoint with no raw weights
-    says so instead of silently packing the average."""
+    """--raw ships the weights the trainer's log scores as "raw", with their own validation score;
+    without it the average ships, and a checkpoint with no raw weights says so instead of silently
+    packing the average."""
     from sdpose_core.checkpoint import TRAIN_WEIGHTS_KEY, read_checkpoint_file
     from sdpose_core.errors import UserError
     from sdpose_core.training.pack_weights import pack_weights

@@ -7,7 +7,9 @@
 model's float32 on load. The recipe, epoch and metrics of the run are kept as metadata.
 A trainer's checkpoint holds two sets of weights, and the trainer's log scores both each epoch:
 the moving average (`state_dict`, packed by default) and the raw weights the optimiser was moving
-(`--raw`), which can score higher once a low learning rate has settled them.
+(`--raw`). At a low learning rate the two score alike on average, but the raw weights swing
+several times more from epoch to epoch (docs/training.md, stage 43), so a raw checkpoint that
+leads needs a wider margin, and figures it was not chosen on, before it ships.
 """
 
 from __future__ import annotations
