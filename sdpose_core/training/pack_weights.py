@@ -32,24 +32,22 @@ from sdpose_core.training.recipe import portable_recipe_path
 
 __all__ = ["pack_weights"]
 
-KEEP = ("variant", "epoch", "iteration", "recipe", "metrics")
+KEEP = ("variant", "epoch", "iteration", "recipe", "metrics", "weights")
 
 
 def _with_raw_weights(checkpoint: dict, src: str | os.PathLike) -> dict:
-    """The checkpoint with its raw weights as `state_dict` and their validation score as `val`
-    (the trainer's `val` scored the average; it is kept as `val_average`)."""
+    """The checkpoint with its raw weights as `state_dict`, labelled so, and their validation score
+    as `val` (the trainer's `val` scored the average; it is kept as `val_average`)."""
     if not isinstance(checkpoint.get(TRAIN_WEIGHTS_KEY), dict):
         raise UserError(f"{src} holds no raw weights ({TRAIN_WEIGHTS_KEY}): pack it without --raw")
-    checkpoint = {**checkpoint, "state_dict": checkpoint[TRAIN_WEIGHTS_KEY]}
+    packed = {**checkpoint, "state_dict": checkpoint[TRAIN_WEIGHTS_KEY], "weights": "raw"}
     metrics = checkpoint.get("metrics")
     if isinstance(metrics, dict) and "val_train_weights" in metrics:
-        rest = {k: v for k, v in metrics.items() if k not in ("val", "val_train_weights")}
-        checkpoint["metrics"] = {
-            **rest,
-            "val": metrics["val_train_weights"],
-            "val_average": metrics.get("val"),
-        }
-    return checkpoint
+        metrics = dict(metrics)
+        metrics["val_average"] = metrics.pop("val", None)
+        metrics["val"] = metrics.pop("val_train_weights")
+        packed["metrics"] = metrics
+    return packed
 
 
 def pack_weights(
@@ -68,12 +66,8 @@ def pack_weights(
     recipe = payload.get("recipe")
     if isinstance(recipe, dict) and "path" in recipe:  # runs from before recipes named it portably
         payload["recipe"] = {**recipe, "path": portable_recipe_path(recipe["path"])}
-    weights = (
-        "raw"
-        if raw
-        else checkpoint.get("weights", "weight average" if TRAIN_WEIGHTS_KEY in checkpoint else "trained")
-    )
-    payload.update(variant=variant, state_dict=state, note=note, packed_from=Path(src).name, weights=weights)
+    payload.setdefault("weights", "weight average" if TRAIN_WEIGHTS_KEY in checkpoint else "trained")
+    payload.update(variant=variant, state_dict=state, note=note, packed_from=Path(src).name)
     return save_payload(dst, payload)
 
 
