@@ -271,6 +271,17 @@ def test_infer_heatmaps_matches_golden_flip_test(golden_model) -> None:
     np.testing.assert_allclose(flipped, fixture["heatmap_flip_test"], atol=1e-4, rtol=1e-4)
 
 
+def test_infer_heatmaps_later_cycles_match_golden(golden_model) -> None:
+    """`--cycle k` scores the heatmaps the authors' model gives after its k-th MCT cycle."""
+    model, fixture = golden_model
+    x = torch.from_numpy(fixture["input"])
+    with torch.no_grad():
+        for cycle, expected in enumerate(fixture["heatmaps_all_cycles"]):
+            got = infer_heatmaps(model, x, flip_test=False, cycle=cycle).numpy()
+            np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4, err_msg=f"cycle {cycle}")
+    assert not model.training
+
+
 @pytest.mark.parametrize("flip_test", [True, False])
 def test_predict_dataset_real_model(golden_model, flip_test: bool) -> None:
     model, _ = golden_model
@@ -327,6 +338,25 @@ def test_cli_end_to_end(
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 
+def test_cli_cycle_scores_a_later_cycle(
+    coco_sample: Path, random_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A later training cycle reads differently from the deployed first one, and the stats say
+    which cycle they are."""
+    argv = ["--weights", str(random_checkpoint), "--data-root", str(coco_sample), "--workers", "0"]
+    argv += ["--ann", str(coco_sample / "test_coco.json"), "--device", "cpu", "--no-flip"]
+    argv += ["--det", str(coco_sample / "test_coco_det_AP_H_56.json"), "--det-thr", "0.5"]
+    keypoints = {}
+    for cycle in (0, 2):
+        output = tmp_path / f"cycle{cycle}.json"
+        assert _cli(argv + ["--cycle", str(cycle), "--output", str(output)]) == 0
+        assert json.loads((tmp_path / f"cycle{cycle}.stats.json").read_text())["cycle"] == cycle
+        keypoints[cycle] = np.array([r["keypoints"] for r in json.loads(output.read_text())])
+    capsys.readouterr()
+    assert keypoints[0].shape == keypoints[2].shape
+    assert not np.allclose(keypoints[0], keypoints[2])
+
+
 def test_cli_user_errors(
     coco_sample: Path, random_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -340,6 +370,8 @@ def test_cli_user_errors(
             "checkpoint not found",
         ),
         (base + ann + ["--config", "sdpose_b"], "sdpose_t checkpoint"),
+        (base + ann + ["--cycle", "3"], "sdpose_t trains 3 MCT cycles, numbered 0 to 2"),
+        (base + ann + ["--cycle", "-1"], "sdpose_t trains 3 MCT cycles"),
     ]
     if not torch.cuda.is_available():
         cases.append((base + ann + ["--device", "cuda"], "CUDA is not available"))

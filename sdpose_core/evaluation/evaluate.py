@@ -127,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
         "--no-flip", action="store_true", help="skip the flip test (half the compute, lower AP)"
     )
     parser.add_argument(
+        "--cycle",
+        type=int,
+        default=0,
+        help="score this MCT cycle's heatmaps (default 0, the one inference runs; later cycles "
+        "exist only in training, e.g. to see whether the self-distillation teachers read better)",
+    )
+    parser.add_argument(
         "--output", help="write the COCO results here and the metrics beside it (.stats.json)"
     )
     parser.add_argument("--workers", type=int, default=2, help="data loading processes")
@@ -140,16 +147,33 @@ def main(argv: list[str] | None = None) -> int:
     dataset = _build_dataset(args)
     _check_images(dataset, args.ann)
     model = build_model(args.config)
+    if not 0 <= args.cycle < model.cfg.cycle_num:
+        raise UserError(
+            f"--cycle {args.cycle}: {model.cfg.name} trains {model.cfg.cycle_num} MCT cycles, "
+            f"numbered 0 to {model.cfg.cycle_num - 1} (0 is the one inference runs)"
+        )
     load_checkpoint(model, args.weights)
     model.to(device)
     boxes = "detected" if args.det else "ground-truth"
     flip = "off" if args.no_flip else "on"
     logger.info(
-        "evaluating %s on %d %s boxes (%s, flip test %s)", model.cfg.name, len(dataset), boxes, device, flip
+        "evaluating %s cycle %d on %d %s boxes (%s, flip test %s)",
+        model.cfg.name,
+        args.cycle,
+        len(dataset),
+        boxes,
+        device,
+        flip,
     )
     start = time.perf_counter()
     results = predict_dataset(
-        model, dataset, args.batch_size, device, flip_test=not args.no_flip, num_workers=args.workers
+        model,
+        dataset,
+        args.batch_size,
+        device,
+        flip_test=not args.no_flip,
+        num_workers=args.workers,
+        cycle=args.cycle,
     )
     logger.info("%d poses after OKS-NMS in %.1f s", len(results), time.perf_counter() - start)
     try:
@@ -168,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             "det": None if args.det is None else str(args.det),
             "det_thr": args.det_thr,
             "flip_test": not args.no_flip,
+            "cycle": args.cycle,
             "num_results": len(results),
         }
         stats_path = write_json_atomic(stats_path_for(args.output), summary)

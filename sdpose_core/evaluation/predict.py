@@ -23,13 +23,23 @@ __all__ = ["infer_heatmaps", "predict_dataset"]
 logger = logging.getLogger(__name__)
 
 
-def infer_heatmaps(model: nn.Module, images: torch.Tensor, flip_test: bool = True) -> torch.Tensor:
-    """Cycle-0 heatmaps (N,K,H,W) of normalised crops; with ``flip_test`` the average with the
-    mirrored crops' maps brought back by ``flip_back`` (channel swap, mirror, one-column shift).
-    The model must be in eval mode (one MCT cycle)."""
-    heatmaps = model(images)
+def infer_heatmaps(
+    model: nn.Module, images: torch.Tensor, flip_test: bool = True, cycle: int = 0
+) -> torch.Tensor:
+    """Heatmaps (N,K,H,W) of normalised crops; with ``flip_test`` the average with the mirrored
+    crops' maps brought back by ``flip_back`` (channel swap, mirror, one-column shift).
+
+    ``cycle`` 0 is what the app and the paper deploy: the model in eval mode runs one MCT cycle.
+    A later cycle (``model.forward_cycles``, only the cycles up to it) is for checking how the
+    training cycles read, e.g. whether the later ones, the self-distillation teachers, read better.
+    """
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return model(x) if cycle == 0 else model.forward_cycles(x, cycle + 1).heatmaps[cycle]
+
+    heatmaps = run(images)
     if flip_test:
-        heatmaps = (heatmaps + flip_back(model(images.flip(-1)))) * 0.5
+        heatmaps = (heatmaps + flip_back(run(images.flip(-1)))) * 0.5
     return heatmaps
 
 
@@ -54,12 +64,14 @@ def predict_dataset(
     vis_thr: float = 0.2,
     oks_thr: float = 0.9,
     sigmas: np.ndarray = OKS_SIGMAS,
+    cycle: int = 0,
 ) -> list[dict[str, Any]]:
     """Top-down predictions for every box of a validation dataset, as COCO result dicts.
 
     Samples need ``image`` (3,256,192) normalised crop, ``center``, ``scale`` (MMPose units),
-    ``image_id`` and ``bbox_score``. Runs one MCT cycle (+ flip test), DARK decoding, rescoring
-    and OKS-NMS per image. Returns dicts with ``image_id``, ``category_id`` (1), ``keypoints``
+    ``image_id`` and ``bbox_score``. Runs one MCT cycle (+ flip test; ``cycle`` reads a later
+    training cycle instead, see `infer_heatmaps`), DARK decoding, rescoring and OKS-NMS per
+    image. Returns dicts with ``image_id``, ``category_id`` (1), ``keypoints``
     (K*3 floats: x, y, score) and ``score``, grouped by image in dataset order.
     """
     device = torch.device(device)
@@ -78,7 +90,7 @@ def predict_dataset(
         with torch.inference_mode():
             for step, batch in enumerate(loader):
                 images = batch["image"].to(device=device, dtype=torch.float32, non_blocking=True)
-                heatmaps = infer_heatmaps(model, images, flip_test).float().cpu().numpy()
+                heatmaps = infer_heatmaps(model, images, flip_test, cycle).float().cpu().numpy()
                 preds, maxvals = decode_heatmaps(heatmaps, batch["center"], batch["scale"])
                 scores = rescore(batch["bbox_score"], maxvals[..., 0], vis_thr)
                 areas = np.prod(batch["scale"] * PIXEL_STD, axis=1)
