@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from sdpose_core.checkpoint import load_checkpoint
+from sdpose_core.decode import flip_back
 from sdpose_core.evaluation import (
     STAT_NAMES,
     coco_keypoint_eval,
@@ -279,7 +280,12 @@ def test_infer_heatmaps_later_cycles_match_golden(golden_model) -> None:
         for cycle, expected in enumerate(fixture["heatmaps_all_cycles"]):
             got = infer_heatmaps(model, x, flip_test=False, cycle=cycle).numpy()
             np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4, err_msg=f"cycle {cycle}")
-    assert not model.training
+            # the mirrored pass reads the same cycle
+            mirrored = flip_back(model.forward_cycles(x.flip(-1), cycle + 1).heatmaps[cycle]).numpy()
+            flipped = infer_heatmaps(model, x, flip_test=True, cycle=cycle).numpy()
+            np.testing.assert_allclose(flipped, (expected + mirrored) / 2, atol=1e-4, rtol=1e-4)
+        with pytest.raises(ValueError, match="cycle must be 0 or more"):
+            infer_heatmaps(model, x, cycle=-1)
 
 
 @pytest.mark.parametrize("flip_test", [True, False])
@@ -355,6 +361,29 @@ def test_cli_cycle_scores_a_later_cycle(
     capsys.readouterr()
     assert keypoints[0].shape == keypoints[2].shape
     assert not np.allclose(keypoints[0], keypoints[2])
+
+
+def test_cli_warns_when_the_weights_never_trained_the_cycle(
+    coco_sample: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Weights whose last recipe ran one cycle (like the bundle's last stages) are still scored
+    at a later cycle, with a warning that the cycle was not trained with that recipe."""
+    from sdpose_core.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    weights = save_checkpoint(
+        tmp_path / "one_cycle.pth", build_model("sdpose_t"), recipe={"model": {"cycle_num": 1}}
+    )
+    argv = ["--weights", str(weights), "--data-root", str(coco_sample), "--workers", "0", "--no-flip"]
+    argv += ["--ann", str(coco_sample / "test_coco.json"), "--device", "cpu"]
+    argv += ["--det", str(coco_sample / "test_coco_det_AP_H_56.json"), "--det-thr", "0.5"]
+    with caplog.at_level("WARNING"):
+        assert _cli(argv + ["--cycle", "1"]) == 0
+    assert "ran 1 MCT cycle(s): cycle 1 was not trained" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert _cli(argv) == 0
+    assert "was not trained" not in caplog.text
 
 
 def test_cli_user_errors(

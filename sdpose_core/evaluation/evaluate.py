@@ -25,7 +25,7 @@ from sdpose_core.cli import ArgumentParser, positive_int, run_cli
 from sdpose_core.errors import UserError
 from sdpose_core.evaluation import coco_keypoint_eval, format_table, predict_dataset
 from sdpose_core.jsonio import check_outputs, output_error
-from sdpose_core.models import VARIANT_NAMES, build_model
+from sdpose_core.models import VARIANT_NAMES, build_model, load_model_config
 
 __all__ = ["main", "stats_path_for", "write_json_atomic"]
 
@@ -75,6 +75,29 @@ def _check_inputs(args: argparse.Namespace) -> None:
         {"--output": args.output, "--output (its .stats.json)": stats},
         {"--ann": args.ann, "--det": args.det, "--weights": args.weights},
     )
+
+
+def _check_cycle(cycle: int, config: str) -> None:
+    """`--cycle` within the variant's training cycles, checked before any data is read."""
+    cfg = load_model_config(config)
+    if not 0 <= cycle < cfg.cycle_num:
+        raise UserError(
+            f"--cycle {cycle}: {cfg.name} trains {cfg.cycle_num} MCT cycles, numbered 0 to "
+            f"{cfg.cycle_num - 1} (0 is the one inference runs)"
+        )
+
+
+def _warn_untrained_cycle(cycle: int, meta: dict[str, Any]) -> None:
+    """Our checkpoints carry their recipe: a later cycle its last stage did not train is scored
+    all the same, but the user is told (the bundled weights' last stages trained one cycle)."""
+    trained = (meta.get("recipe") or {}).get("model", {}).get("cycle_num")
+    if isinstance(trained, int) and cycle >= trained:
+        logger.warning(
+            "these weights' last training recipe ran %d MCT cycle(s): cycle %d was not trained "
+            "with it, so its score says little about the recipe",
+            trained,
+            cycle,
+        )
 
 
 def _check_images(dataset: Any, ann: str) -> None:
@@ -143,16 +166,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _check_inputs(args)
+    _check_cycle(args.cycle, args.config)
     device = _pick_device(args.device)
     dataset = _build_dataset(args)
     _check_images(dataset, args.ann)
     model = build_model(args.config)
-    if not 0 <= args.cycle < model.cfg.cycle_num:
-        raise UserError(
-            f"--cycle {args.cycle}: {model.cfg.name} trains {model.cfg.cycle_num} MCT cycles, "
-            f"numbered 0 to {model.cfg.cycle_num - 1} (0 is the one inference runs)"
-        )
-    load_checkpoint(model, args.weights)
+    info = load_checkpoint(model, args.weights)
+    _warn_untrained_cycle(args.cycle, info.meta)
     model.to(device)
     boxes = "detected" if args.det else "ground-truth"
     flip = "off" if args.no_flip else "on"

@@ -29,10 +29,13 @@ def infer_heatmaps(
     """Heatmaps (N,K,H,W) of normalised crops; with ``flip_test`` the average with the mirrored
     crops' maps brought back by ``flip_back`` (channel swap, mirror, one-column shift).
 
-    ``cycle`` 0 is what the app and the paper deploy: the model in eval mode runs one MCT cycle.
-    A later cycle (``model.forward_cycles``, only the cycles up to it) is for checking how the
-    training cycles read, e.g. whether the later ones, the self-distillation teachers, read better.
+    The model must be in eval mode. ``cycle`` 0 is what the app and the paper deploy: one MCT
+    cycle. A later cycle (``model.forward_cycles``, only the cycles up to it) is for checking how
+    the training cycles read, e.g. whether the later ones, the self-distillation teachers, read
+    better than the first.
     """
+    if cycle < 0:
+        raise ValueError(f"cycle must be 0 or more, got {cycle}")
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return model(x) if cycle == 0 else model.forward_cycles(x, cycle + 1).heatmaps[cycle]
@@ -74,6 +77,8 @@ def predict_dataset(
     image. Returns dicts with ``image_id``, ``category_id`` (1), ``keypoints``
     (K*3 floats: x, y, score) and ``score``, grouped by image in dataset order.
     """
+    if cycle < 0:
+        raise ValueError(f"cycle must be 0 or more, got {cycle}")
     device = torch.device(device)
     loader = DataLoader(
         dataset,
