@@ -25,7 +25,7 @@ from sdpose_core.cli import ArgumentParser, positive_int, run_cli
 from sdpose_core.errors import UserError
 from sdpose_core.evaluation import coco_keypoint_eval, format_table, predict_dataset
 from sdpose_core.jsonio import check_outputs, output_error
-from sdpose_core.models import VARIANT_NAMES, build_model, load_model_config
+from sdpose_core.models import VARIANT_NAMES, ModelConfig, build_model, load_model_config
 
 __all__ = ["main", "stats_path_for", "write_json_atomic"]
 
@@ -77,14 +77,16 @@ def _check_inputs(args: argparse.Namespace) -> None:
     )
 
 
-def _check_cycle(cycle: int, config: str) -> None:
-    """`--cycle` within the variant's training cycles, checked before any data is read."""
+def _model_config(config: str, cycle: int) -> ModelConfig:
+    """The variant to build, read once, with `--cycle` checked against its training cycles
+    before any data is read."""
     cfg = load_model_config(config)
     if not 0 <= cycle < cfg.cycle_num:
         raise UserError(
             f"--cycle {cycle}: {cfg.name} trains {cfg.cycle_num} MCT cycles, numbered 0 to "
             f"{cfg.cycle_num - 1} (0 is the one inference runs)"
         )
+    return cfg
 
 
 def _warn_untrained_cycle(cycle: int, meta: dict[str, Any]) -> None:
@@ -166,11 +168,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _check_inputs(args)
-    _check_cycle(args.cycle, args.config)
+    model_cfg = _model_config(args.config, args.cycle)
     device = _pick_device(args.device)
     dataset = _build_dataset(args)
     _check_images(dataset, args.ann)
-    model = build_model(args.config)
+    model = build_model(model_cfg)
     info = load_checkpoint(model, args.weights)
     _warn_untrained_cycle(args.cycle, info.meta)
     model.to(device)

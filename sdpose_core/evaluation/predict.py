@@ -77,8 +77,6 @@ def predict_dataset(
     image. Returns dicts with ``image_id``, ``category_id`` (1), ``keypoints``
     (K*3 floats: x, y, score) and ``score``, grouped by image in dataset order.
     """
-    if cycle < 0:
-        raise ValueError(f"cycle must be 0 or more, got {cycle}")
     device = torch.device(device)
     loader = DataLoader(
         dataset,
